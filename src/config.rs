@@ -1,0 +1,102 @@
+//! Command line and environment: one `clap` struct per subcommand, each flag with an
+//! `ARRAYD_*` environment fallback (DESIGN "Operations").
+//!
+//! Running the binary with no subcommand is `serve` with every default, so `cargo run --release`
+//! serves `./data` on `127.0.0.1:8080`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Default bound of one streamed body chunk, in bytes. Chosen by the `bench/run` sweep of
+/// `--chunk-bytes` (README "Performance"): larger chunks stop paying once they exceed the
+/// socket buffer, smaller ones cost a channel hop each.
+pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
+
+/// arrayd: serve slices and aggregates of huge on-disk arrays over HTTP.
+#[derive(Debug, Parser)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to do; `serve` with the flags below when absent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// `serve`'s flags, accepted without the subcommand too.
+    #[command(flatten)]
+    pub serve: Config,
+
+    /// Log filter in `RUST_LOG` syntax (e.g. `info`, `arrayd=debug`).
+    #[arg(long, env = "RUST_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// Log line format.
+    #[arg(long, env = "ARRAYD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the datasets of a data directory over HTTP.
+    Serve(Config),
+}
+
+/// Everything `serve` needs: one struct, shared read-only by every request.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// Directory scanned recursively for `*.npy` files and `*.array.json` descriptors.
+    #[arg(long, env = "ARRAYD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Address to listen on.
+    #[arg(long, env = "ARRAYD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Upper bound of one streamed body chunk, in bytes; the server holds a few chunks per
+    /// response at most, so this bounds memory per slow client.
+    #[arg(long, env = "ARRAYD_CHUNK_BYTES", default_value_t = DEFAULT_CHUNK_BYTES,
+          value_parser = clap::value_parser!(usize))]
+    pub chunk_bytes: usize,
+
+    /// Longest accepted request target (path and query), in bytes; longer ones get 414.
+    #[arg(long, env = "ARRAYD_MAX_URI_BYTES", default_value_t = 8192)]
+    pub max_uri_bytes: usize,
+
+    /// Requests served at once; more wait in the accept queue.
+    #[arg(long, env = "ARRAYD_MAX_CONCURRENT", default_value_t = 1024)]
+    pub max_concurrent: usize,
+
+    /// Time allowed to produce a response head, in seconds (bodies stream without a bound).
+    #[arg(long, env = "ARRAYD_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
+
+    /// Time SIGTERM waits for in-flight requests before exiting, in seconds.
+    #[arg(long, env = "ARRAYD_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Config {
+    /// A configuration for `data_dir` with every other field at its default, ignoring the
+    /// environment; tests and benches use it.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: data_dir.into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+            max_uri_bytes: 8192,
+            max_concurrent: 1024,
+            request_timeout_secs: 60,
+            shutdown_grace_secs: 30,
+        }
+    }
+}

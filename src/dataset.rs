@@ -1,0 +1,286 @@
+//! A dataset: a named N-d array backed by one region of one mapped file (DESIGN
+//! "Vocabulary"). It owns its memory map, so the map lives exactly as long as the last request
+//! that reads it.
+//!
+//! This module checks that a region fits its file and turns it into the [`Layout`] the planner
+//! walks; it does not find files (that is `registry`) nor read headers (that is `npy`).
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use memmap2::Mmap;
+use serde::Serialize;
+
+use crate::dtype::DType;
+use crate::plan::{Layout, Order};
+
+/// Why a file cannot become a dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// The file could not be opened, stat'ed or mapped.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// Path relative to the data directory.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The `.npy` header is malformed or unsupported.
+    #[error("{path}: {source}")]
+    Npy {
+        /// Path relative to the data directory.
+        path: String,
+        /// What the header parser refused.
+        source: crate::npy::NpyError,
+    },
+    /// The descriptor JSON is malformed or names a bad dtype, order or file.
+    #[error("{path}: bad descriptor: {reason}")]
+    Descriptor {
+        /// Path relative to the data directory.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `offset + prod(shape) * itemsize` overflows or passes the end of the file.
+    #[error("{path}: array needs {needed} bytes from offset {offset}, file has {file_len}")]
+    TooShort {
+        /// Path relative to the data directory.
+        path: String,
+        /// Where the array starts.
+        offset: u64,
+        /// Bytes the array needs (saturated at `u64::MAX` on overflow).
+        needed: u64,
+        /// Length of the file.
+        file_len: u64,
+    },
+    /// The file's path cannot make a dataset name.
+    #[error("{path}: {reason}")]
+    BadName {
+        /// Path relative to the data directory.
+        path: String,
+        /// Why not.
+        reason: &'static str,
+    },
+}
+
+/// Identity of the backing file when it was mapped: what ETags and `Last-Modified` derive from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    /// Device number.
+    pub dev: u64,
+    /// Inode number.
+    pub ino: u64,
+    /// File length in bytes.
+    pub len: u64,
+    /// Modification time.
+    pub mtime: SystemTime,
+}
+
+/// One registered array: immutable after registration, shared as `Arc<Dataset>`.
+#[derive(Debug)]
+pub struct Dataset {
+    /// The name requests use (`climate.t2m`).
+    pub name: String,
+    /// Data file path relative to the data directory, with `/` separators (META `file`).
+    pub file: String,
+    /// Absolute path of the data file, for logs only; never sent to clients.
+    pub abs_path: PathBuf,
+    /// Element type as stored.
+    pub dtype: DType,
+    /// Array shape.
+    pub shape: Vec<u64>,
+    /// Memory order of the stored elements.
+    pub order: Order,
+    /// Byte offset of the first element in the file.
+    pub offset: u64,
+    /// `prod(shape) * itemsize`, checked at construction.
+    pub nbytes: u64,
+    /// The open, mapped data file.
+    pub mapped: MappedFile,
+}
+
+/// An open data file and its read-only memory map.
+#[derive(Debug)]
+pub struct MappedFile {
+    /// The file identity when mapped.
+    pub identity: FileIdentity,
+    /// The whole mapped file. Kept beside `bytes` for `madvise`.
+    pub map: Arc<Mmap>,
+    /// The open data file, for the `fstat` that detects truncation before a chunk is read.
+    pub handle: File,
+    /// The whole mapped file as a refcounted buffer: `bytes.slice(run)` is a zero-copy chunk.
+    pub bytes: Bytes,
+}
+
+/// The JSON description of a dataset: DESIGN's META.
+#[derive(Debug, Serialize)]
+pub struct Meta<'a> {
+    /// Dataset name.
+    pub name: &'a str,
+    /// Stored type string, e.g. `<f4`.
+    pub dtype: String,
+    /// Array shape.
+    pub shape: &'a [u64],
+    /// `"C"` or `"F"`.
+    pub order: &'static str,
+    /// Bytes per element.
+    pub itemsize: usize,
+    /// Bytes of the array region.
+    pub nbytes: u64,
+    /// Data file, relative to the data directory.
+    pub file: &'a str,
+    /// Where the array starts in `file`.
+    pub offset: u64,
+}
+
+/// Everything about a region except the map, as read from a header or descriptor.
+#[derive(Debug, Clone)]
+pub struct Region {
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Vec<u64>,
+    /// Memory order.
+    pub order: Order,
+    /// Byte offset of the first element.
+    pub offset: u64,
+}
+
+impl Region {
+    /// Bytes the array occupies, or `None` when `prod(shape) * itemsize` overflows `u64`.
+    pub fn nbytes(&self) -> Option<u64> {
+        self.shape
+            .iter()
+            .try_fold(self.dtype.itemsize() as u64, |acc, &d| acc.checked_mul(d))
+    }
+}
+
+impl Dataset {
+    /// Builds a dataset over an already mapped file after checking the region fits it.
+    ///
+    /// # Errors
+    /// [`DatasetError::TooShort`] when the region overflows or passes the end of the map, and
+    /// also when it does not fit this platform's address space.
+    pub fn new(
+        name: String,
+        file: String,
+        abs_path: PathBuf,
+        region: Region,
+        mapped: MappedFile,
+    ) -> Result<Dataset, DatasetError> {
+        let file_len = mapped.bytes.len() as u64;
+        let nbytes = region.nbytes();
+        let end = nbytes.and_then(|n| n.checked_add(region.offset));
+        match end {
+            Some(end) if end <= file_len && usize::try_from(end).is_ok() => {}
+            _ => {
+                return Err(DatasetError::TooShort {
+                    path: file,
+                    offset: region.offset,
+                    needed: nbytes.unwrap_or(u64::MAX),
+                    file_len,
+                })
+            }
+        }
+        Ok(Dataset {
+            name,
+            file,
+            abs_path,
+            dtype: region.dtype,
+            shape: region.shape,
+            order: region.order,
+            offset: region.offset,
+            nbytes: nbytes.unwrap_or(0),
+            mapped,
+        })
+    }
+
+    /// The layout the planner walks.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            offset: self.offset,
+            shape: self.shape.clone(),
+            itemsize: self.dtype.itemsize() as u64,
+            order: self.order,
+        }
+    }
+
+    /// The META object of `GET /v1/datasets/{name}`.
+    pub fn meta(&self) -> Meta<'_> {
+        Meta {
+            name: &self.name,
+            dtype: self.dtype.descr(),
+            shape: &self.shape,
+            order: match self.order {
+                Order::C => "C",
+                Order::F => "F",
+            },
+            itemsize: self.dtype.itemsize(),
+            nbytes: self.nbytes,
+            file: &self.file,
+            offset: self.offset,
+        }
+    }
+
+    /// Bytes `[offset, offset + len)` of the mapped file as a zero-copy buffer.
+    ///
+    /// # Panics
+    /// If the range passes the end of the map; runs from the planner never do, because the
+    /// region was checked against the file length in [`Dataset::new`].
+    pub fn slice(&self, offset: u64, len: u64) -> Bytes {
+        let start = offset as usize;
+        self.mapped.bytes.slice(start..start + len as usize)
+    }
+
+    /// Bytes `[offset, offset + len)` of the mapped file, borrowed.
+    ///
+    /// # Panics
+    /// As [`Dataset::slice`].
+    pub fn view(&self, offset: u64, len: u64) -> &[u8] {
+        let start = offset as usize;
+        &self.mapped.bytes[start..start + len as usize]
+    }
+
+    /// Checks that the file still covers the whole array region; a file truncated since it
+    /// was mapped would raise SIGBUS on the lost pages, so readers call this before each chunk.
+    ///
+    /// # Errors
+    /// `UnexpectedEof` when the file is now shorter than the region, or the `fstat` error.
+    pub fn check_len(&self) -> std::io::Result<()> {
+        let len = self.mapped.handle.metadata()?.len();
+        if len < self.offset + self.nbytes {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("data file shrank to {len} bytes while mapped"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Asks the kernel to read `[offset, offset + len)` of the map into memory now, so the
+    /// bytes can be touched without a page fault. Run it off the async workers.
+    ///
+    /// Linux's `MADV_POPULATE_READ` reports a range past the end of a truncated file as an
+    /// error instead of raising SIGBUS, which makes it the check that a run is still backed
+    /// by the file (DESIGN "Reliability").
+    ///
+    /// # Errors
+    /// The OS error: `EFAULT` when the file no longer covers the range. `EINVAL` (kernels
+    /// before 5.14) is not an error: the hint is skipped.
+    pub fn populate(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        match self.mapped.map.advise_range(
+            memmap2::Advice::PopulateRead,
+            offset as usize,
+            len as usize,
+        ) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+            other => other,
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! Encoders: a selection's runs turned into body chunks in one of the `/data` formats
+//! (DESIGN "/data formats"), plus content negotiation.
+//!
+//! [`produce`] is the one producer every `/data` body goes through. It is synchronous and may
+//! fault pages in, so callers run it off the async workers; it hands each finished chunk to
+//! an `emit` callback, and stops as soon as `emit` reports the client gone.
+
+mod bin;
+mod negotiate;
+pub mod number;
+mod text;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::dataset::Dataset;
+use crate::plan;
+use crate::selection::Selection;
+
+pub use negotiate::{negotiate, FormatError};
+pub use number::Style;
+
+/// A `/data` response format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Nested lists; the default.
+    Json,
+    /// One row a line.
+    Csv,
+    /// Raw bytes of the elements, as stored.
+    Bin,
+    /// A `.npy` file.
+    Npy,
+}
+
+impl Format {
+    /// The `Content-Type` of the format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Bin => "application/octet-stream",
+            Format::Npy => "application/x-npy",
+        }
+    }
+
+    /// The `format=` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Bin => "bin",
+            Format::Npy => "npy",
+        }
+    }
+}
+
+/// What to encode: everything the producer needs, owned, so it can move to a blocking thread.
+#[derive(Debug)]
+pub struct Job {
+    /// The dataset read.
+    pub dataset: Arc<Dataset>,
+    /// The parsed selection.
+    pub selection: Selection,
+    /// Output format.
+    pub format: Format,
+    /// Spelling of non-finite values in JSON (`Style::JsonNull` or `Style::JsonString`).
+    pub json_style: Style,
+    /// Upper bound of one chunk, in bytes.
+    pub chunk_bytes: usize,
+}
+
+impl Job {
+    /// The exact body length for `bin` and `npy` (whose sizes are known before the first
+    /// byte); `None` for the text formats.
+    pub fn content_length(&self) -> Option<u64> {
+        let data = self.selection.n_elems() * self.dataset.dtype.itemsize() as u64;
+        match self.format {
+            Format::Bin => Some(data),
+            Format::Npy => Some(self.npy_header().len() as u64 + data),
+            Format::Json | Format::Csv => None,
+        }
+    }
+
+    fn npy_header(&self) -> Vec<u8> {
+        crate::npy::write_header(self.dataset.dtype, &self.selection.out_shape())
+    }
+}
+
+/// Why a body stopped before its end.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// The client went away; nothing to report to anyone.
+    #[error("client disconnected")]
+    Disconnected,
+    /// The data file shrank under its map, or its pages could not be read.
+    #[error("data file of {dataset:?} can no longer be read: {source}")]
+    Unreadable {
+        /// Dataset name.
+        dataset: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Collects encoded bytes into chunks of at most `limit` bytes and hands them to `emit`.
+pub(crate) struct Chunker<'a> {
+    buf: Vec<u8>,
+    limit: usize,
+    /// Whether the file length was checked since the last chunk went out.
+    checked: bool,
+    dataset: &'a Dataset,
+    emit: &'a mut dyn FnMut(Bytes) -> bool,
+}
+
+impl<'a> Chunker<'a> {
+    fn new(limit: usize, dataset: &'a Dataset, emit: &'a mut dyn FnMut(Bytes) -> bool) -> Self {
+        Chunker {
+            buf: Vec::with_capacity(limit.min(1 << 16)),
+            limit,
+            checked: false,
+            dataset,
+            emit,
+        }
+    }
+
+    /// The buffer to append encoded bytes to; call [`Chunker::flush_if_full`] after.
+    pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Sends the buffer once it holds `limit` bytes or more.
+    pub(crate) fn flush_if_full(&mut self) -> Result<(), EncodeError> {
+        if self.buf.len() >= self.limit {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Sends whatever is buffered.
+    pub(crate) fn flush(&mut self) -> Result<(), EncodeError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let next = Vec::with_capacity(self.limit.min(self.buf.capacity()));
+        let chunk = std::mem::replace(&mut self.buf, next);
+        self.send(Bytes::from(chunk))
+    }
+
+    /// Sends one ready-made chunk (a zero-copy slice of the map) after the buffered bytes.
+    pub(crate) fn send(&mut self, chunk: Bytes) -> Result<(), EncodeError> {
+        self.checked = false;
+        if (self.emit)(chunk) {
+            Ok(())
+        } else {
+            Err(EncodeError::Disconnected)
+        }
+    }
+
+    /// Fails when the data file shrank since it was mapped: reading the lost pages would
+    /// raise SIGBUS. Cheap to call per run: it costs one `fstat` per chunk.
+    pub(crate) fn guard(&mut self) -> Result<(), EncodeError> {
+        if !self.checked {
+            self.dataset
+                .check_len()
+                .map_err(|source| self.unreadable(source))?;
+            self.checked = true;
+        }
+        Ok(())
+    }
+
+    /// Faults `[offset, offset+len)` in before it is read or handed to the socket.
+    pub(crate) fn populate(&self, offset: u64, len: u64) -> Result<(), EncodeError> {
+        self.dataset
+            .populate(offset, len)
+            .map_err(|source| self.unreadable(source))
+    }
+
+    fn unreadable(&self, source: std::io::Error) -> EncodeError {
+        EncodeError::Unreadable {
+            dataset: self.dataset.name.clone(),
+            source,
+        }
+    }
+}
+
+/// Encodes the whole body of `job`, chunk by chunk, into `emit`; `emit` returns false when
+/// the receiver is gone, which stops the work within one chunk.
+///
+/// # Errors
+/// [`EncodeError::Disconnected`] when `emit` refused a chunk; [`EncodeError::Unreadable`] when
+/// the data file was truncated under the map.
+pub fn produce(job: &Job, emit: &mut dyn FnMut(Bytes) -> bool) -> Result<(), EncodeError> {
+    let dataset = &*job.dataset;
+    let mut chunker = Chunker::new(job.chunk_bytes.max(1), dataset, emit);
+    chunker.guard()?;
+    let runs = plan::runs(&job.selection, &dataset.layout());
+    match job.format {
+        Format::Bin => bin::write(runs, &mut chunker)?,
+        Format::Npy => {
+            chunker.buf().extend_from_slice(&job.npy_header());
+            bin::write(runs, &mut chunker)?;
+        }
+        Format::Json => text::write(job, runs, job.json_style, &mut chunker)?,
+        Format::Csv => text::write(job, runs, Style::Csv, &mut chunker)?,
+    }
+    chunker.flush()
+}

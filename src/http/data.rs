@@ -1,0 +1,100 @@
+//! `GET`/`HEAD /v1/datasets/{name}/data`: a selection, streamed in the negotiated format
+//! (DESIGN "/data formats").
+//!
+//! Everything that can fail with a 4xx (dataset, slice, format, parameters) is checked before
+//! the response head goes out; after it, the only failures are a vanished client (the
+//! producer stops) and a data file truncated under its map (the connection is cut).
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::{Error, Result};
+use super::extract::{Path, Query};
+use super::{stream, AppState};
+use crate::encode::{self, Format, Job, Style};
+use crate::selection::Selection;
+
+/// `X-Array-Dtype`: the stored dtype of a `/data` answer.
+pub(super) static X_ARRAY_DTYPE: HeaderName = HeaderName::from_static("x-array-dtype");
+/// `X-Array-Shape`: the output shape, comma-separated.
+pub(super) static X_ARRAY_SHAPE: HeaderName = HeaderName::from_static("x-array-shape");
+
+/// Query parameters of `/data`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DataQuery {
+    /// NumPy basic-indexing selection; the whole array when absent.
+    slice: Option<String>,
+    /// `json|csv|bin|npy`; beats `Accept`.
+    format: Option<String>,
+    /// `null` (default) or `string`: how JSON spells NaN and ±Inf.
+    nonfinite: Option<String>,
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    Query(query): Query<DataQuery>,
+) -> Result<Response> {
+    let dataset = state.dataset(&name)?;
+    let selection = Selection::parse(query.slice.as_deref().unwrap_or(""), &dataset.shape)?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = encode::negotiate(query.format.as_deref(), accept)?;
+    let json_style = match query.nonfinite.as_deref() {
+        None | Some("null") => Style::JsonNull,
+        Some("string") => Style::JsonString,
+        Some(other) => {
+            return Err(Error::BadQuery(format!(
+                "nonfinite must be null or string, not {:?}",
+                other.chars().take(40).collect::<String>()
+            )))
+        }
+    };
+    let job = Job {
+        dataset,
+        selection,
+        format,
+        json_style,
+        chunk_bytes: state.config.chunk_bytes,
+    };
+    let head = head(&job);
+    if method == Method::HEAD {
+        return Ok((head, Body::empty()).into_response());
+    }
+    Ok((head, stream::body(job)).into_response())
+}
+
+/// The response headers of a `/data` answer.
+fn head(job: &Job) -> HeaderMap {
+    let shape = job.selection.out_shape();
+    let shape = shape
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut head = HeaderMap::new();
+    head.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(job.format.content_type()),
+    );
+    head.insert(X_ARRAY_DTYPE.clone(), value(&job.dataset.dtype.descr()));
+    head.insert(X_ARRAY_SHAPE.clone(), value(&shape));
+    if let Some(len) = job.content_length() {
+        head.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+    if job.format == Format::Npy {
+        let file = format!("attachment; filename=\"{}.npy\"", job.dataset.name);
+        head.insert(header::CONTENT_DISPOSITION, value(&file));
+    }
+    head
+}
+
+fn value(text: &str) -> HeaderValue {
+    // Dtype strings, digits, commas and dataset names are all visible ASCII.
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}

@@ -1,0 +1,101 @@
+//! The HTTP layer's error: every failure a handler can meet, mapped in one `match` to a
+//! status and a stable `code`, and rendered as DESIGN's body
+//! `{"error": {"code": "...", "message": "..."}}`.
+//!
+//! 5xx answers carry a generic message; the cause goes into the response extensions, where
+//! the logging middleware finds it, so no host path or internal detail reaches a client.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::encode::FormatError;
+use crate::selection::SelectionError;
+
+/// Result of a handler.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `404`: no dataset by that name.
+    #[error("no dataset named {0:?}")]
+    UnknownDataset(String),
+    /// `404`: no route for the path.
+    #[error("no such endpoint: {0}")]
+    NoRoute(String),
+    /// `405`: the route exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// `400`: the `slice=` parameter.
+    #[error(transparent)]
+    Selection(#[from] SelectionError),
+    /// `400` or `406`: `format=` or `Accept`.
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    /// `400`: a query parameter that does not parse.
+    #[error("bad query: {0}")]
+    BadQuery(String),
+    /// `414`: the request target is longer than `--max-uri-bytes`.
+    #[error("request target is {len} bytes, over the limit of {limit}")]
+    UriTooLong {
+        /// Length of path and query.
+        len: usize,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// `503`: no response head within `--request-timeout-secs`.
+    #[error("no answer within {0} s")]
+    Timeout(u64),
+    /// `500`: a bug or an I/O failure; the message stays in the logs.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Error::UnknownDataset(_) => (StatusCode::NOT_FOUND, "unknown_dataset"),
+            Error::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Error::Selection(e) => (StatusCode::BAD_REQUEST, e.code()),
+            Error::Format(FormatError::Unknown(_)) => (StatusCode::BAD_REQUEST, "bad_format"),
+            Error::Format(FormatError::NotAcceptable(_)) => {
+                (StatusCode::NOT_ACCEPTABLE, "not_acceptable")
+            }
+            Error::BadQuery(_) => (StatusCode::BAD_REQUEST, "bad_query"),
+            Error::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            Error::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// The cause of a 5xx, left in the response extensions for the logging middleware.
+#[derive(Debug, Clone)]
+pub struct InternalCause(pub Arc<String>);
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = if status.is_server_error() {
+            "internal server error; the cause is in the server log".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut response = (
+            status,
+            Json(json!({"error": {"code": code, "message": message}})),
+        )
+            .into_response();
+        if status.is_server_error() {
+            response
+                .extensions_mut()
+                .insert(InternalCause(Arc::new(self.to_string())));
+        }
+        response
+    }
+}

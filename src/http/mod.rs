@@ -1,0 +1,137 @@
+//! The HTTP surface: application state, the router with its middleware, and `serve`.
+//!
+//! Handlers live one resource per file (`datasets`, `data`); `stream` turns an encoding job
+//! into a streamed body; `error` is the one error type every handler returns. Only this
+//! module and its children use axum.
+
+mod data;
+mod datasets;
+pub mod error;
+mod extract;
+mod listener;
+mod stream;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tower::limit::ConcurrencyLimitLayer;
+use tower::ServiceBuilder;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::dataset::Dataset;
+use crate::registry::Registry;
+pub use error::Error;
+
+/// What every handler shares: the registry and the configuration.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// All datasets.
+    pub registry: Arc<Registry>,
+    /// The server's configuration.
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// The dataset called `name`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownDataset`] when no dataset has that name.
+    pub fn dataset(&self, name: &str) -> Result<Arc<Dataset>, Error> {
+        self.registry
+            .get(name)
+            .ok_or_else(|| Error::UnknownDataset(name.chars().take(200).collect()))
+    }
+}
+
+/// The OpenAPI description served at `/openapi.yaml`: the file at the repository root.
+const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
+
+/// Builds the application: every route and the middleware around them.
+pub fn router(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let max_uri = state.config.max_uri_bytes;
+    // Layers listed outermost first: `ServiceBuilder` applies them top to bottom.
+    let middleware = ServiceBuilder::new()
+        // The span of every request, with its matched route; errors logged inside it.
+        .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(log_internal_errors))
+        // Refuse over-long targets before any parsing sees them.
+        .layer(middleware::from_fn(move |req, next| {
+            limit_uri(max_uri, req, next)
+        }))
+        // Queue requests past the limit instead of starting unbounded work.
+        .layer(ConcurrencyLimitLayer::new(state.config.max_concurrent))
+        // Bounds the time to the response head only: bodies stream as long as the client reads.
+        .layer(middleware::from_fn(move |req, next| {
+            head_timeout(timeout, req, next)
+        }));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.yaml", get(openapi))
+        .route("/v1/datasets", get(datasets::list))
+        .route("/v1/datasets/{name}", get(datasets::get))
+        .route("/v1/datasets/{name}/data", get(data::get))
+        .fallback(|req: Request| async move {
+            Error::NoRoute(req.uri().path().chars().take(200).collect())
+        })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(middleware)
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish.
+///
+/// # Errors
+/// The accept loop's I/O error.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener::Listener(listener), router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
+}
+
+async fn limit_uri(limit: usize, req: Request, next: Next) -> Response {
+    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    if len > limit {
+        return Error::UriTooLong { len, limit }.into_response();
+    }
+    next.run(req).await
+}
+
+async fn head_timeout(timeout: Duration, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => Error::Timeout(timeout.as_secs()).into_response(),
+    }
+}
+
+/// Logs the cause of every 5xx answer, which the answer itself does not carry.
+async fn log_internal_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    if let Some(cause) = response.extensions().get::<error::InternalCause>() {
+        tracing::error!(cause = %cause.0, "internal error");
+    }
+    response
+}

@@ -1,0 +1,31 @@
+//! # arrayd
+//!
+//! An HTTP service that serves slices and aggregates of huge on-disk arrays (NumPy `.npy`
+//! files and raw binary files with a JSON descriptor), reading only the pages a request
+//! needs and streaming every answer in bounded chunks. The contract is DESIGN.md.
+//!
+//! # Layout
+//!
+//! In the order a request travels:
+//!
+//! - [`config`]: command line and environment.
+//! - [`http`]: router, middleware, handlers, the error body, streamed bodies.
+//! - [`registry`]: name → dataset, the data-directory scan, the one memory map.
+//! - [`dataset`]: a named array over one region of one mapped file.
+//! - [`selection`]: `slice=` (NumPy basic indexing) parsed against a shape.
+//! - [`plan`]: a selection on a C- or F-order layout → contiguous byte runs.
+//! - [`encode`]: runs → body chunks as JSON, CSV, bin or npy; content negotiation.
+//! - [`npy`]: `.npy` header parse and write, pure.
+//! - [`dtype`]: NumPy type strings.
+
+pub mod config;
+pub mod dataset;
+pub mod dtype;
+pub mod encode;
+pub mod http;
+pub mod npy;
+pub mod plan;
+pub mod registry;
+pub mod selection;
+
+pub use http::Error;

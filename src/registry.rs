@@ -1,0 +1,369 @@
+//! The registry: dataset name → `Arc<Dataset>`, filled by scanning the data directory
+//! (DESIGN "Datasets and the data directory").
+//!
+//! This module holds the crate's one `unsafe` block, the memory map. Its contract: data files
+//! are opened read-only and never written by arrayd. Another process may still truncate a
+//! file while it is mapped; touching a lost page raises SIGBUS. Request paths therefore
+//! `populate` (`MADV_POPULATE_READ`) each chunk's range before they read it, which turns a
+//! truncation into a clean error for every read that starts after it (see `Dataset::populate`).
+//!
+//! A bad file (unreadable, truncated, unsupported dtype, outside the data directory, an
+//! invalid or clashing name) is logged with its reason and skipped; the scan never fails as a
+//! whole unless the data directory itself cannot be read.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use memmap2::Mmap;
+use serde::Deserialize;
+
+use crate::dataset::{Dataset, DatasetError, FileIdentity, MappedFile, Region};
+use crate::dtype::DType;
+use crate::npy;
+use crate::plan::Order;
+
+/// Longest dataset name, DESIGN: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}`.
+const MAX_NAME_LEN: usize = 200;
+
+/// Suffix of raw-array descriptors.
+const DESCRIPTOR_SUFFIX: &str = ".array.json";
+
+/// Longest `.npy` header read at registration; numpy's own limit for version 2.0+ headers is
+/// far larger, but a header past this is not a plain array (structured dtypes with thousands
+/// of fields produce them).
+const MAX_NPY_HEADER: u64 = 1 << 20;
+
+/// All datasets by name.
+#[derive(Debug, Default)]
+pub struct Registry {
+    /// Canonical data directory: every registered file resolves inside it.
+    root: PathBuf,
+    /// Name → dataset. A `std` lock: it is held only to clone an `Arc`, never across `.await`.
+    datasets: RwLock<BTreeMap<String, Arc<Dataset>>>,
+}
+
+/// A file skipped by the scan, with the reason, for the start-up log.
+#[derive(Debug)]
+pub struct Skipped {
+    /// Path relative to the data directory.
+    pub path: String,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+impl Registry {
+    /// Scans `data_dir` recursively and registers every valid dataset.
+    ///
+    /// # Errors
+    /// Only when `data_dir` itself cannot be resolved or listed; bad files are returned in
+    /// the `Skipped` list instead.
+    pub fn scan(data_dir: &Path) -> std::io::Result<(Registry, Vec<Skipped>)> {
+        let root = data_dir.canonicalize()?;
+        let mut files = Vec::new();
+        walk(&root, &mut files)?;
+        files.sort();
+        let mut datasets = BTreeMap::new();
+        let mut skipped = Vec::new();
+        for path in files {
+            let rel = relative(&root, &path);
+            match load(&root, &path, &rel) {
+                Ok(None) => {}
+                Ok(Some(ds)) => {
+                    if datasets.contains_key(&ds.name) {
+                        skipped.push(Skipped {
+                            reason: format!("dataset name {:?} is already taken", ds.name),
+                            path: rel,
+                        });
+                    } else {
+                        datasets.insert(ds.name.clone(), Arc::new(ds));
+                    }
+                }
+                Err(e) => skipped.push(Skipped {
+                    path: rel,
+                    reason: e.to_string(),
+                }),
+            }
+        }
+        let registry = Registry {
+            root,
+            datasets: RwLock::new(datasets),
+        };
+        Ok((registry, skipped))
+    }
+
+    /// The dataset called `name`, if registered.
+    pub fn get(&self, name: &str) -> Option<Arc<Dataset>> {
+        self.read().get(name).cloned()
+    }
+
+    /// Every dataset, sorted by name.
+    pub fn list(&self) -> Vec<Arc<Dataset>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// The canonical data directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Dataset>>> {
+        // A panic while holding the lock cannot leave the map half-updated (inserts are
+        // single calls), so a poisoned lock is still consistent.
+        self.datasets.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Collects every regular file (or symlink to one) under `dir`. Symlinked directories are not
+/// followed, which keeps the walk finite.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let Ok(entry) = entry else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.path();
+        if kind.is_dir() {
+            if let Err(e) = walk(&path, out) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot list directory; skipped");
+            }
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Whether `name` is a valid dataset name.
+pub fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let ok = |b: u8, first: bool| {
+        b.is_ascii_alphanumeric() || b == b'_' || (!first && (b == b'.' || b == b'-'))
+    };
+    !bytes.is_empty()
+        && bytes.len() <= MAX_NAME_LEN
+        && ok(bytes[0], true)
+        && bytes[1..].iter().all(|&b| ok(b, false))
+}
+
+/// Registers one file: `Ok(None)` for files that are neither `.npy` nor descriptors.
+fn load(root: &Path, path: &Path, rel: &str) -> Result<Option<Dataset>, DatasetError> {
+    let (stem, is_npy) = if let Some(stem) = rel.strip_suffix(".npy") {
+        (stem, true)
+    } else if let Some(stem) = rel.strip_suffix(DESCRIPTOR_SUFFIX) {
+        (stem, false)
+    } else {
+        return Ok(None);
+    };
+    let name = stem.replace('/', ".");
+    if !is_valid_name(&name) {
+        return Err(DatasetError::BadName {
+            path: rel.to_owned(),
+            reason: "its name is not [A-Za-z0-9_][A-Za-z0-9_.-]{0,199}",
+        });
+    }
+    let descriptor = if is_npy {
+        None
+    } else {
+        Some(read_descriptor(path, rel)?)
+    };
+    let data_path = match &descriptor {
+        None => path.to_owned(),
+        Some((file, _)) => path.parent().unwrap_or(Path::new(".")).join(file),
+    };
+    let data_path = resolve_inside(root, &data_path, rel)?;
+    let data_rel = relative(root, &data_path);
+    let io_err = |source| DatasetError::Io {
+        path: data_rel.clone(),
+        source,
+    };
+    let file = File::open(&data_path).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(DatasetError::Descriptor {
+            path: rel.to_owned(),
+            reason: "data file is not a regular file".into(),
+        });
+    }
+    let region = match descriptor {
+        None => read_npy_region(&file, meta.len(), rel)?,
+        Some((_, region)) => region,
+    };
+    let identity = FileIdentity {
+        dev: meta.dev(),
+        ino: meta.ino(),
+        len: meta.len(),
+        mtime: meta.modified().map_err(io_err)?,
+    };
+    let map = Arc::new(map_file(&file).map_err(io_err)?);
+    let bytes = Bytes::from_owner(MapOwner(Arc::clone(&map)));
+    let mapped = MappedFile {
+        identity,
+        map,
+        handle: file,
+        bytes,
+    };
+    Dataset::new(name, data_rel, data_path, region, mapped).map(Some)
+}
+
+/// Resolves symlinks and `..` and requires the result to be a file inside the data directory.
+fn resolve_inside(root: &Path, path: &Path, rel: &str) -> Result<PathBuf, DatasetError> {
+    let outside = || DatasetError::Descriptor {
+        path: rel.to_owned(),
+        reason: "data file resolves outside the data directory".into(),
+    };
+    let real = path.canonicalize().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DatasetError::Descriptor {
+            path: rel.to_owned(),
+            reason: "data file does not exist".into(),
+        },
+        _ => outside(),
+    })?;
+    if !real.starts_with(root) {
+        return Err(outside());
+    }
+    Ok(real)
+}
+
+/// A raw-array descriptor, DESIGN `*.array.json`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Descriptor {
+    file: String,
+    dtype: String,
+    shape: Vec<u64>,
+    #[serde(default = "default_order")]
+    order: String,
+    #[serde(default)]
+    offset: u64,
+}
+
+fn default_order() -> String {
+    "C".into()
+}
+
+/// Descriptors are small; anything larger than this is not one.
+const MAX_DESCRIPTOR_BYTES: u64 = 64 * 1024;
+
+fn parse_descriptor(path: &Path, rel: &str) -> Result<Descriptor, DatasetError> {
+    let bad = |reason: String| DatasetError::Descriptor {
+        path: rel.to_owned(),
+        reason,
+    };
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|f| f.take(MAX_DESCRIPTOR_BYTES + 1).read_to_string(&mut text))
+        .map_err(|source| DatasetError::Io {
+            path: rel.to_owned(),
+            source,
+        })?;
+    if text.len() as u64 > MAX_DESCRIPTOR_BYTES {
+        return Err(bad("larger than 64 KiB".into()));
+    }
+    serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
+}
+
+/// Reads a descriptor: the data file it names (relative to the descriptor's own directory)
+/// and the region in it.
+fn read_descriptor(path: &Path, rel: &str) -> Result<(String, Region), DatasetError> {
+    let desc = parse_descriptor(path, rel)?;
+    let bad = |reason: String| DatasetError::Descriptor {
+        path: rel.to_owned(),
+        reason,
+    };
+    let dtype = DType::parse(&desc.dtype).map_err(|e| bad(e.to_string()))?;
+    let order = match desc.order.as_str() {
+        "C" => Order::C,
+        "F" => Order::F,
+        other => return Err(bad(format!("order must be \"C\" or \"F\", not {other:?}"))),
+    };
+    Ok((
+        desc.file,
+        Region {
+            dtype,
+            shape: desc.shape,
+            order,
+            offset: desc.offset,
+        },
+    ))
+}
+
+fn read_npy_region(file: &File, file_len: u64, rel: &str) -> Result<Region, DatasetError> {
+    use std::os::unix::fs::FileExt;
+    let npy_err = |source| DatasetError::Npy {
+        path: rel.to_owned(),
+        source,
+    };
+    let io_err = |source| DatasetError::Io {
+        path: rel.to_owned(),
+        source,
+    };
+    let read_prefix = |len: u64| -> Result<Vec<u8>, DatasetError> {
+        let len = len.min(file_len).min(MAX_NPY_HEADER);
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, 0).map_err(io_err)?;
+        Ok(buf)
+    };
+    let prefix = read_prefix(4096)?;
+    let header = match npy::parse_header(&prefix) {
+        Err(npy::NpyError::Truncated { needed, .. }) if needed > prefix.len() as u64 => {
+            npy::parse_header(&read_prefix(needed)?).map_err(npy_err)?
+        }
+        other => other.map_err(npy_err)?,
+    };
+    Ok(Region {
+        dtype: header.dtype,
+        shape: header.shape,
+        order: if header.fortran_order {
+            Order::F
+        } else {
+            Order::C
+        },
+        offset: header.data_offset,
+    })
+}
+
+/// Owner handed to `Bytes::from_owner`: the map stays alive while any chunk cut from it does.
+struct MapOwner(Arc<Mmap>);
+
+impl AsRef<[u8]> for MapOwner {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Maps a data file read-only.
+#[allow(unsafe_code)]
+fn map_file(file: &File) -> std::io::Result<Mmap> {
+    // SAFETY: the map is read-only and arrayd never writes data files. A concurrent truncation
+    // by another process is the remaining hazard; see the module documentation for how reads
+    // guard against it.
+    unsafe { Mmap::map(file) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_design() {
+        for good in ["a", "climate.t2m", "_x-1.2", &"a".repeat(200)] {
+            assert!(is_valid_name(good), "{good}");
+        }
+        for bad in ["", ".a", "-a", "a b", "a/b", "é", &"a".repeat(201)] {
+            assert!(!is_valid_name(bad), "{bad}");
+        }
+    }
+}

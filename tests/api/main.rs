@@ -1,0 +1,11 @@
+//! End-to-end tests: each starts the real server on an ephemeral port over a temporary data
+//! directory and talks HTTP to it with reqwest.
+
+mod helpers;
+
+/// `/data`: formats, negotiation, errors, streaming.
+mod data;
+/// Datasets discovery and META.
+mod datasets;
+/// NumPy as ground truth, through the project's venv.
+mod numpy;

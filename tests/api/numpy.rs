@@ -1,0 +1,44 @@
+//! The NumPy cross-check: fixtures written by NumPy, random selections of every dtype and
+//! order, compared in all four formats against NumPy's own `a[sel]`.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+use crate::helpers::spawn_app;
+
+/// The project's venv python (created on first use by `scripts/venv`).
+pub(crate) async fn python() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(root.join("scripts/venv"))
+        .stderr(Stdio::inherit())
+        .output()
+        .await
+        .expect("run scripts/venv");
+    assert!(out.status.success(), "scripts/venv failed");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Runs a script under `tests/numpy/` and fails the test if it fails.
+pub(crate) async fn run_script(python: &str, script: &str, args: &[&str]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new(python)
+        .arg(root.join("tests/numpy").join(script))
+        .args(args)
+        .status()
+        .await
+        .expect("run python");
+    assert!(status.success(), "{script} {args:?} failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_selection_matches_numpy_in_every_format() {
+    let python = python().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    run_script(&python, "make_fixtures.py", &[data, "--seed", "7"]).await;
+    let app = spawn_app(Path::new(data)).await;
+    run_script(&python, "check_data.py", &[&app.base, data, "--seed", "7"]).await;
+}
