@@ -68,6 +68,19 @@ pub struct Config {
           value_parser = clap::value_parser!(usize))]
     pub chunk_bytes: usize,
 
+    /// Threads serving requests, each with its own single-threaded runtime and listening
+    /// socket (`SO_REUSEPORT`); 0 means one per core. Blocking work (page faults, encoding,
+    /// reductions) runs on separate blocking threads either way.
+    #[arg(long, env = "ARRAYD_THREADS", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Fault each zero-copy chunk in (`MADV_POPULATE_READ`) on the producer thread before
+    /// hyper writes it; `off` leaves page faults to the socket write. On by default: see
+    /// README "Performance" for what it buys on cold data.
+    #[arg(long, env = "ARRAYD_MADVISE", default_value = "on", action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub madvise: bool,
+
     /// Longest accepted request target (path and query), in bytes; longer ones get 414.
     #[arg(long, env = "ARRAYD_MAX_URI_BYTES", default_value_t = 8192)]
     pub max_uri_bytes: usize,
@@ -93,6 +106,8 @@ impl Config {
             data_dir: data_dir.into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             chunk_bytes: DEFAULT_CHUNK_BYTES,
+            madvise: true,
+            threads: 0,
             max_uri_bytes: 8192,
             max_concurrent: 1024,
             request_timeout_secs: 60,

@@ -115,6 +115,16 @@ pub struct MappedFile {
     pub bytes: Bytes,
 }
 
+/// The system page size.
+fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    // SAFETY: sysconf has no preconditions.
+    #[allow(unsafe_code)]
+    *PAGE.get_or_init(|| {
+        usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
+    })
+}
+
 /// The JSON description of a dataset: DESIGN's META.
 #[derive(Debug, Serialize)]
 pub struct Meta<'a> {
@@ -258,6 +268,39 @@ impl Dataset {
             ));
         }
         Ok(())
+    }
+
+    /// Whether every page of `[offset, offset + len)` is in memory now, so reading it cannot
+    /// block on the disk (`mincore(2)`). Errors count as "not resident".
+    pub fn is_resident(&self, offset: u64, len: u64) -> bool {
+        if len == 0 {
+            return true;
+        }
+        let page = page_size();
+        let start = offset as usize / page * page;
+        let end = (offset + len) as usize;
+        let pages = (end - start).div_ceil(page);
+        let mut stack = [0u8; 256];
+        let mut heap = Vec::new();
+        let vec: &mut [u8] = if pages <= stack.len() {
+            &mut stack[..pages]
+        } else {
+            heap.resize(pages, 0);
+            &mut heap
+        };
+        let base = self.mapped.map.as_ptr();
+        #[allow(unsafe_code)]
+        // SAFETY: `[start, end)` lies inside the mapping (callers pass ranges from the
+        // planner, which stay inside the checked region), `start` is page-aligned, and `vec`
+        // has one byte per page of the range, as mincore(2) requires.
+        let rc = unsafe {
+            libc::mincore(
+                base.add(start) as *mut libc::c_void,
+                end - start,
+                vec.as_mut_ptr(),
+            )
+        };
+        rc == 0 && vec.iter().all(|b| b & 1 == 1)
     }
 
     /// Asks the kernel to read `[offset, offset + len)` of the map into memory now, so the

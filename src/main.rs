@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
+use tokio::sync::{mpsc, watch};
 use tracing_subscriber::EnvFilter;
 
 use arrayd::config::{Cli, Command, Config, LogFormat};
@@ -19,14 +20,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(config)) => config,
         None => cli.serve,
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(config)) {
+    match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "arrayd stopped");
@@ -46,7 +40,9 @@ fn init_tracing(filter: &str, format: LogFormat) {
     }
 }
 
-async fn serve(config: Config) -> std::io::Result<()> {
+/// Scans the data directory, then serves it from one single-threaded runtime per thread
+/// until SIGTERM or ctrl-c, and drains in-flight requests for at most the grace period.
+fn serve(config: Config) -> std::io::Result<()> {
     let (registry, skipped) = Registry::scan(&config.data_dir).map_err(|e| {
         std::io::Error::new(
             e.kind(),
@@ -56,11 +52,16 @@ async fn serve(config: Config) -> std::io::Result<()> {
     for s in &skipped {
         tracing::warn!(path = %s.path, reason = %s.reason, "skipped");
     }
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let threads = match config.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let listeners = arrayd::http::bind_reuseport(config.listen, threads)?;
     tracing::info!(
-        addr = %listener.local_addr()?,
+        addr = %listeners[0].local_addr()?,
         data_dir = %registry.root().display(),
         datasets = registry.list().len(),
+        threads,
         "serving"
     );
     let grace = Duration::from_secs(config.shutdown_grace_secs);
@@ -68,26 +69,70 @@ async fn serve(config: Config) -> std::io::Result<()> {
         registry: Arc::new(registry),
         config: Arc::new(config),
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(arrayd::http::serve(listener, state, async {
-        let _ = stop_rx.await;
-    }));
-    tokio::select! {
-        result = &mut server => return result.map_err(std::io::Error::other)?,
-        () = shutdown_signal() => {}
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<std::io::Result<()>>();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        let done = done_tx.clone();
+        std::thread::Builder::new()
+            .name(format!("arrayd-{i}"))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                let result = runtime.and_then(|rt| {
+                    rt.block_on(async move {
+                        let listener = tokio::net::TcpListener::from_std(listener)?;
+                        let stopped = async move {
+                            let _ = stop.wait_for(|s| *s).await;
+                        };
+                        arrayd::http::serve(listener, state, stopped).await
+                    })
+                });
+                let _ = done.send(result);
+            })?;
     }
-    tracing::info!(
-        grace_secs = grace.as_secs(),
-        "shutting down: draining in-flight requests"
-    );
-    let _ = stop_tx.send(());
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result.map_err(std::io::Error::other)?,
-        Err(_) => {
-            tracing::warn!("grace period over; exiting with requests still in flight");
-            Ok(())
+    drop(done_tx);
+    // The signal watcher runs on the main thread, in a runtime of its own.
+    let main = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    main.block_on(async move {
+        let mut running = threads;
+        tokio::select! {
+            () = shutdown_signal() => {}
+            // A serving thread ended without being asked: its accept loop failed.
+            Some(result) = done_rx.recv() => {
+                running -= 1;
+                result?;
+            }
         }
-    }
+        tracing::info!(
+            grace_secs = grace.as_secs(),
+            "shutting down: draining in-flight requests"
+        );
+        let _ = stop_tx.send(true);
+        let drain = async {
+            while running > 0 {
+                match done_rx.recv().await {
+                    Some(result) => {
+                        running -= 1;
+                        result?;
+                    }
+                    None => break,
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(grace, drain).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!("grace period over; exiting with requests still in flight");
+                Ok(())
+            }
+        }
+    })
 }
 
 /// Completes on ctrl-c or SIGTERM (`docker stop`).

@@ -69,6 +69,8 @@ pub struct Job {
     pub json_style: Style,
     /// Upper bound of one chunk, in bytes.
     pub chunk_bytes: usize,
+    /// Whether zero-copy chunks are faulted in before they are handed over.
+    pub madvise: bool,
 }
 
 impl Job {
@@ -110,17 +112,21 @@ pub(crate) struct Chunker<'a> {
     limit: usize,
     /// Whether the file length was checked since the last chunk went out.
     checked: bool,
+    /// `Job::madvise`.
+    madvise: bool,
     dataset: &'a Dataset,
     emit: &'a mut dyn FnMut(Bytes) -> bool,
 }
 
 impl<'a> Chunker<'a> {
-    fn new(limit: usize, dataset: &'a Dataset, emit: &'a mut dyn FnMut(Bytes) -> bool) -> Self {
+    fn new(job: &'a Job, emit: &'a mut dyn FnMut(Bytes) -> bool, capacity: usize) -> Self {
+        let limit = job.chunk_bytes.max(1);
         Chunker {
-            buf: Vec::with_capacity(limit.min(1 << 16)),
+            buf: Vec::with_capacity(limit.min(capacity)),
             limit,
             checked: false,
-            dataset,
+            madvise: job.madvise,
+            dataset: &job.dataset,
             emit,
         }
     }
@@ -172,6 +178,9 @@ impl<'a> Chunker<'a> {
 
     /// Faults `[offset, offset+len)` in before it is read or handed to the socket.
     pub(crate) fn populate(&self, offset: u64, len: u64) -> Result<(), EncodeError> {
+        if !self.madvise {
+            return Ok(());
+        }
         self.dataset
             .populate(offset, len)
             .map_err(|source| self.unreadable(source))
@@ -185,6 +194,58 @@ impl<'a> Chunker<'a> {
     }
 }
 
+/// Largest body [`produce_inline`] builds on the calling thread, in bytes.
+pub const INLINE_MAX_BYTES: u64 = 64 * 1024;
+
+/// Largest span of the file, first run to last, that [`produce_inline`] checks for residency.
+const INLINE_MAX_SPAN: u64 = 1 << 20;
+
+/// Encodes a small body at once, on the calling (async) thread, when that cannot block:
+/// the answer is at most [`INLINE_MAX_BYTES`] and every page it reads is already in memory.
+/// Returns `None` when either is not so; the caller then streams from a blocking thread.
+///
+/// A small selection is most requests a dashboard makes; a thread hop and a channel cost
+/// more than encoding it.
+///
+/// # Errors
+/// As [`produce`].
+pub fn produce_inline(job: &Job) -> Option<Result<Bytes, EncodeError>> {
+    let data_bytes = job.selection.n_elems() * job.dataset.dtype.itemsize() as u64;
+    let estimate = match job.format {
+        Format::Bin | Format::Npy => data_bytes,
+        // Text is at most ~25 bytes an element (a complex128 in JSON is more; it is rare).
+        Format::Json | Format::Csv => job.selection.n_elems().saturating_mul(25),
+    };
+    if estimate > INLINE_MAX_BYTES {
+        return None;
+    }
+    let mut lo = u64::MAX;
+    let mut hi = 0;
+    for run in plan::runs(&job.selection, &job.dataset.layout()) {
+        lo = lo.min(run.offset);
+        hi = hi.max(run.offset + run.len);
+    }
+    if hi > lo && (hi - lo > INLINE_MAX_SPAN || !job.dataset.is_resident(lo, hi - lo)) {
+        return None;
+    }
+    let mut chunks = Vec::new();
+    let mut emit = |chunk| {
+        chunks.push(chunk);
+        true
+    };
+    let header = if job.format == Format::Npy { 128 } else { 0 };
+    let mut chunker = Chunker::new(job, &mut emit, estimate as usize + header);
+    // mincore found every page resident, which also means the file still covers them: a
+    // truncated file's pages leave the page cache. No `fstat` needed.
+    chunker.checked = true;
+    let result = encode_into(job, chunker);
+    Some(result.map(|()| match chunks.len() {
+        0 => Bytes::new(),
+        1 => chunks.pop().unwrap_or_default(),
+        _ => chunks.concat().into(),
+    }))
+}
+
 /// Encodes the whole body of `job`, chunk by chunk, into `emit`; `emit` returns false when
 /// the receiver is gone, which stops the work within one chunk.
 ///
@@ -192,9 +253,16 @@ impl<'a> Chunker<'a> {
 /// [`EncodeError::Disconnected`] when `emit` refused a chunk; [`EncodeError::Unreadable`] when
 /// the data file was truncated under the map.
 pub fn produce(job: &Job, emit: &mut dyn FnMut(Bytes) -> bool) -> Result<(), EncodeError> {
-    let dataset = &*job.dataset;
-    let mut chunker = Chunker::new(job.chunk_bytes.max(1), dataset, emit);
+    let mut chunker = Chunker::new(job, emit, STREAM_START_CAPACITY);
     chunker.guard()?;
+    encode_into(job, chunker)
+}
+
+/// First capacity of a streamed chunk buffer; it grows to `--chunk-bytes` as needed.
+const STREAM_START_CAPACITY: usize = 64 * 1024;
+
+fn encode_into(job: &Job, mut chunker: Chunker<'_>) -> Result<(), EncodeError> {
+    let dataset = &*job.dataset;
     let runs = plan::runs(&job.selection, &dataset.layout());
     match job.format {
         Format::Bin => bin::write(runs, &mut chunker)?,

@@ -61,10 +61,15 @@ pub(super) async fn get(
         format,
         json_style,
         chunk_bytes: state.config.chunk_bytes,
+        madvise: state.config.madvise,
     };
     let head = head(&job);
     if method == Method::HEAD {
         return Ok((head, Body::empty()).into_response());
+    }
+    if let Some(body) = encode::produce_inline(&job) {
+        let body = body.map_err(|e| Error::Internal(e.to_string()))?;
+        return Ok((head, body).into_response());
     }
     Ok((head, stream::body(job)).into_response())
 }

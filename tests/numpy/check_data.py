@@ -1221,6 +1221,8 @@ def unit_self_test(root, seed):
                 print("SELF-TEST: parser/generator disagree on %s %r" % (name, sel))
                 ok = False
             for fmt in ("json", "json-string", "csv", "bin", "npy"):
+                if exp.size > 5000 and fmt.startswith(("json", "csv")) and rng.random() < 0.9:
+                    continue   # the pure-Python reference encoders are slow
                 body = ref_encode(fmt, exp)
                 ok &= expect_accept("%s %r %s" % (name, sel, fmt), lambda: CHECKERS[fmt](body, exp, rng))
                 n_checks += 1
