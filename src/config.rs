@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Default bound of one streamed body chunk, in bytes. Chosen by the `bench/run` sweep of
 /// `--chunk-bytes` (README "Performance"): larger chunks stop paying once they exceed the
 /// socket buffer, smaller ones cost a channel hop each.
-pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
+pub const DEFAULT_CHUNK_BYTES: usize = 64 * 1024;
 
 /// arrayd: serve slices and aggregates of huge on-disk arrays over HTTP.
 #[derive(Debug, Parser)]
@@ -74,9 +74,10 @@ pub struct Config {
     #[arg(long, env = "ARRAYD_THREADS", default_value_t = 0)]
     pub threads: usize,
 
-    /// Fault each zero-copy chunk in (`MADV_POPULATE_READ`) on the producer thread before
-    /// hyper writes it; `off` leaves page faults to the socket write. On by default: see
-    /// README "Performance" for what it buys on cold data.
+    /// Memory-access hints: maps get `MADV_RANDOM` (no megabytes of read-around for a small
+    /// selection), and each large run is read ahead (`MADV_WILLNEED`) and faulted in
+    /// (`MADV_POPULATE_READ`) on the producer thread before hyper writes it. `off` leaves
+    /// everything to the kernel's defaults. README "Performance" shows what they buy.
     #[arg(long, env = "ARRAYD_MADVISE", default_value = "on", action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub madvise: bool,

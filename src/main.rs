@@ -2,7 +2,6 @@
 //! Everything else lives in the library, so tests drive the same code.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -43,12 +42,13 @@ fn init_tracing(filter: &str, format: LogFormat) {
 /// Scans the data directory, then serves it from one single-threaded runtime per thread
 /// until SIGTERM or ctrl-c, and drains in-flight requests for at most the grace period.
 fn serve(config: Config) -> std::io::Result<()> {
-    let (registry, skipped) = Registry::scan(&config.data_dir).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("data directory {}: {e}", config.data_dir.display()),
-        )
-    })?;
+    let (registry, skipped) =
+        Registry::scan_with(&config.data_dir, config.madvise).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("data directory {}: {e}", config.data_dir.display()),
+            )
+        })?;
     for s in &skipped {
         tracing::warn!(path = %s.path, reason = %s.reason, "skipped");
     }
@@ -65,10 +65,7 @@ fn serve(config: Config) -> std::io::Result<()> {
         "serving"
     );
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let state = AppState {
-        registry: Arc::new(registry),
-        config: Arc::new(config),
-    };
+    let state = AppState::new(registry, config);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<std::io::Result<()>>();
     for (i, listener) in listeners.into_iter().enumerate() {

@@ -15,6 +15,9 @@ use crate::plan::Runs;
 /// Elements decoded between two checks of the chunk size: bounds a chunk's overshoot.
 const ELEMS_PER_STEP: usize = 4096;
 
+/// Runs at least this long are prefetched before they are decoded.
+const PREFETCH_MIN_RUN: u64 = 64 * 1024;
+
 pub(super) fn write(
     job: &Job,
     runs: Runs,
@@ -53,10 +56,16 @@ fn elements<E: Element>(
     let mut layout = Layout::new(shape, style);
     layout.open(chunker.buf());
     let dataset = chunker.dataset;
+    let step_bytes = E::SIZE * ELEMS_PER_STEP;
     for run in runs {
         let bytes = dataset.view(run.offset, run.len);
-        for step in bytes.chunks(E::SIZE * ELEMS_PER_STEP) {
+        for (i, step) in bytes.chunks(step_bytes).enumerate() {
             chunker.guard()?;
+            if run.len >= PREFETCH_MIN_RUN {
+                // Long runs are read ahead step by step; the map's MADV_RANDOM hint would
+                // otherwise fault cold pages in one at a time.
+                chunker.populate(run.offset + (i * step_bytes) as u64, step.len() as u64)?;
+            }
             let buf = chunker.buf();
             for elem in step.chunks_exact(E::SIZE) {
                 layout.separate(buf);

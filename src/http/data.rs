@@ -71,7 +71,7 @@ pub(super) async fn get(
         let body = body.map_err(|e| Error::Internal(e.to_string()))?;
         return Ok((head, body).into_response());
     }
-    Ok((head, stream::body(job)).into_response())
+    Ok((head, stream::body(job, &state.streams_in_flight)).into_response())
 }
 
 /// The response headers of a `/data` answer.

@@ -13,6 +13,7 @@ mod stream;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,9 +42,21 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// The server's configuration.
     pub config: Arc<Config>,
+    /// Bodies whose producer thread is running: what a vanished client must bring back
+    /// down within a chunk (tests watch it).
+    pub streams_in_flight: Arc<AtomicUsize>,
 }
 
 impl AppState {
+    /// State over `registry` and `config`, with nothing in flight.
+    pub fn new(registry: Registry, config: Config) -> AppState {
+        AppState {
+            registry: Arc::new(registry),
+            config: Arc::new(config),
+            streams_in_flight: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
     /// The dataset called `name`.
     ///
     /// # Errors

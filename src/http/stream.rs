@@ -7,6 +7,8 @@
 //! connection, so no client mistakes a truncated body for a whole one.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use axum::body::Body;
 use bytes::Bytes;
@@ -18,10 +20,13 @@ use crate::encode::{self, EncodeError, Job};
 /// Chunks buffered between the producer and hyper.
 const CHANNEL_CHUNKS: usize = 2;
 
-/// Starts producing `job` on a blocking thread and returns the body that streams it.
-pub(super) fn body(job: Job) -> Body {
+/// Starts producing `job` on a blocking thread and returns the body that streams it;
+/// `in_flight` counts the producer while it runs.
+pub(super) fn body(job: Job, in_flight: &Arc<AtomicUsize>) -> Body {
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
+    let in_flight = InFlight::enter(in_flight);
     tokio::task::spawn_blocking(move || {
+        let _in_flight = in_flight;
         let result = encode::produce(&job, &mut |chunk| tx.blocking_send(Ok(chunk)).is_ok());
         match result {
             Ok(()) | Err(EncodeError::Disconnected) => {}
@@ -32,4 +37,20 @@ pub(super) fn body(job: Job) -> Body {
         }
     });
     Body::from_stream(ReceiverStream::new(rx))
+}
+
+/// Counts one running producer for as long as it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(counter: &Arc<AtomicUsize>) -> InFlight {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(counter))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }

@@ -276,3 +276,39 @@ async fn a_100_kb_query_gets_a_json_4xx() {
     let body: Value = serde_json::from_str(body).unwrap();
     assert_eq!(body["error"]["code"], "uri_too_long");
 }
+
+/// Issue 2: "when the client disconnects, the work stops within a chunk". A 1 GiB JSON body
+/// takes far longer than the test waits, so a producer that ignored the disconnect would
+/// still be counted.
+#[tokio::test]
+async fn a_vanished_client_stops_the_producer() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.npy");
+    let n = 1u64 << 28;
+    write_npy(&path, "<f4", &[n], &[]);
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(std::fs::metadata(&path).unwrap().len() + n * 4)
+        .unwrap();
+    let app = spawn_app_with(dir.path(), |c| c.chunk_bytes = 64 * 1024).await;
+    let in_flight = &app.state.streams_in_flight;
+
+    let mut resp = app.get("/v1/datasets/huge/data?format=json").await;
+    for _ in 0..4 {
+        assert!(!resp.chunk().await.unwrap().unwrap().is_empty());
+    }
+    assert_eq!(
+        in_flight.load(Ordering::Relaxed),
+        1,
+        "the producer should be running"
+    );
+    drop(resp);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while in_flight.load(Ordering::Relaxed) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "producer still running after disconnect"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

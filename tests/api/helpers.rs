@@ -1,7 +1,6 @@
 //! Test helpers: fixtures written as `.npy` and raw files, and `spawn_app`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use arrayd::config::Config;
 use arrayd::dtype::DType;
@@ -15,6 +14,8 @@ pub(crate) struct TestApp {
     pub(crate) base: String,
     /// A client without a timeout of its own.
     pub(crate) client: reqwest::Client,
+    /// The server's state, to watch its counters.
+    pub(crate) state: AppState,
     /// Names of the files the scan skipped, with reasons.
     pub(crate) skipped: Vec<(String, String)>,
     _shutdown: oneshot::Sender<()>,
@@ -38,17 +39,15 @@ pub(crate) async fn spawn_app_with(data_dir: &Path, tweak: impl FnOnce(&mut Conf
     let (registry, skipped) = Registry::scan(data_dir).expect("scan");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState {
-        registry: Arc::new(registry),
-        config: Arc::new(config),
-    };
+    let state = AppState::new(registry, config);
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(arrayd::http::serve(listener, state, async {
+    tokio::spawn(arrayd::http::serve(listener, state.clone(), async {
         let _ = rx.await;
     }));
     TestApp {
         base,
         client: reqwest::Client::new(),
+        state,
         skipped: skipped.into_iter().map(|s| (s.path, s.reason)).collect(),
         _shutdown: tx,
     }

@@ -248,9 +248,9 @@ class Writer:
 
         # names with '-' and '.'; a bigger array spanning many chunks/pages
         self.npy("my-data.v2.npy", make_values("<f8", (3, 4), rng))
-        self.npy("big_f4_C.npy", make_values("<f4", (257, 1031), rng))
-        self.npy("big_i2_be_F.npy", np.asfortranarray(make_values(">i2", (513, 300), rng)))
-        self.npy("big_u1_1d.npy", make_values("|u1", (300007,), rng))
+        self.npy("big_f4_C.npy", make_values("<f4", (129, 517), rng))
+        self.npy("big_i2_be_F.npy", np.asfortranarray(make_values(">i2", (257, 300), rng)))
+        self.npy("big_u1_1d.npy", make_values("|u1", (100003,), rng))
 
         # raw datasets
         self.raw("raw_f8_C.array.json", "raw_f8_C.bin", make_values("<f8", (6, 7), rng),
