@@ -7,13 +7,15 @@
 //! Every answer's length is known before its head goes out.
 //!
 //! Two ways to send the bytes:
-//! - A body of at most [`INLINE_MAX`] data bytes is assembled on the async worker: one `fstat`
-//!   and one `MADV_POPULATE_READ` per range, then a zero-copy slice of the map (or, for small
-//!   multipart answers, one copied buffer). A blocking-thread hop and a channel would cost more
-//!   than the work itself for the 4 KiB reads this path exists for.
-//! - Anything larger streams from a blocking thread through [`stream::raw_body`], exactly like
-//!   `bin`: zero-copy slices of the map in chunks of `--chunk-bytes`, each populated before it
-//!   is handed to hyper, so no async worker takes a page fault and memory stays bounded.
+//! - A body of at most [`INLINE_MAX`] data bytes whose pages are all in the page cache is
+//!   copied out on the async worker with `preadv2(RWF_NOWAIT)` ([`Dataset::read_cached`]),
+//!   which never waits for the disk and never touches the map. A blocking-thread hop and a
+//!   channel would cost more than the copy for the 4 KiB reads this path exists for
+//!   (README "Performance of /raw").
+//! - Anything else (large, or not cached) streams from a blocking thread through
+//!   [`stream::raw_body`], exactly like `bin`: zero-copy slices of the map in chunks of
+//!   `--chunk-bytes`, each populated before it is handed to hyper, so no async worker takes a
+//!   page fault and memory stays bounded.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -35,8 +37,8 @@ use crate::dataset::Dataset;
 use crate::encode::Piece;
 use crate::plan::Run;
 
-/// Largest body (in data bytes) assembled on the async worker instead of a blocking thread:
-/// 16 pages, so a cold read costs the worker at most one small page-cache fill.
+/// Largest body (in data bytes) copied from the page cache on the async worker instead of
+/// streamed from a blocking thread: 16 pages, a copy of a few microseconds.
 const INLINE_MAX: u64 = 64 * 1024;
 
 pub(super) async fn get(
@@ -91,22 +93,28 @@ struct Planned {
 
 impl Planned {
     fn into_body(self, dataset: Arc<Dataset>, chunk_bytes: usize) -> Result<Body> {
-        if self.data_len > INLINE_MAX {
-            return Ok(stream::raw_body(dataset, self.pieces, chunk_bytes));
-        }
-        let unreadable = |e: std::io::Error| Error::Unreadable(format!("{}: {e}", dataset.name));
-        dataset.check_len().map_err(unreadable)?;
-        let mut out: Vec<Bytes> = Vec::with_capacity(self.pieces.len());
-        for piece in self.pieces {
-            match piece {
-                Piece::Literal(bytes) => out.push(bytes),
-                Piece::Run(run) => {
-                    dataset.populate(run.offset, run.len).map_err(unreadable)?;
-                    out.push(dataset.slice(run.offset, run.len));
-                }
+        if self.data_len <= INLINE_MAX {
+            if let Some(body) = self.cached(&dataset) {
+                return Ok(body);
             }
         }
-        Ok(match out.len() {
+        // A file truncated before this request gets a clean 500 instead of a cut stream.
+        dataset
+            .check_len()
+            .map_err(|e| Error::Unreadable(format!("{}: {e}", dataset.name)))?;
+        Ok(stream::raw_body(dataset, self.pieces, chunk_bytes))
+    }
+
+    /// The whole body copied from the page cache, or `None` when any of it is not cached.
+    fn cached(&self, dataset: &Dataset) -> Option<Body> {
+        let mut out: Vec<Bytes> = Vec::with_capacity(self.pieces.len());
+        for piece in &self.pieces {
+            out.push(match piece {
+                Piece::Literal(bytes) => bytes.clone(),
+                Piece::Run(run) => dataset.read_cached(run.offset, run.len)?,
+            });
+        }
+        Some(match out.len() {
             0 => Body::empty(),
             1 => Body::from(out.swap_remove(0)),
             _ => Body::from(out.concat()),

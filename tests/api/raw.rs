@@ -522,3 +522,33 @@ async fn curl_ranges_match_the_file() {
     );
     assert!(stdout.contains(" 0 failed"), "{stdout}");
 }
+
+/// DESIGN "Reliability": a request for bytes a truncated file lost gets a clean 500 with the
+/// JSON body, on the small (page-cache) path and on the streamed one alike, never a SIGBUS.
+#[tokio::test]
+async fn a_truncated_file_is_a_clean_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("t.npy");
+    write_npy(&file, "|u1", &[300_000], &pattern(300_000));
+    let app = spawn_app(dir.path()).await;
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(1000)
+        .unwrap();
+    // Bytes the file still holds are served.
+    let resp = get_range(&app, "t", "bytes=0-99").await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(
+        resp.bytes().await.unwrap().as_ref(),
+        &pattern(300_000)[..100]
+    );
+    for range in ["bytes=200000-200099", "bytes=0-"] {
+        let resp = get_range(&app, "t", range).await;
+        assert_eq!(resp.status(), 500, "{range}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "data_unreadable");
+    }
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
