@@ -244,6 +244,23 @@ impl Dataset {
         &self.mapped.bytes[start..start + len as usize]
     }
 
+    /// The identity of the open data file now, by one `fstat`: unlike `mapped.identity`, it
+    /// sees a file rewritten in place (the shared map shows the new bytes, so validators must
+    /// change too). A file replaced by rename keeps the old inode here, as the map does.
+    /// Falls back to the identity at map time when `fstat` fails.
+    pub fn identity(&self) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        match self.mapped.handle.metadata() {
+            Ok(meta) => FileIdentity {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                len: meta.len(),
+                mtime: meta.modified().unwrap_or(self.mapped.identity.mtime),
+            },
+            Err(_) => self.mapped.identity,
+        }
+    }
+
     /// Checks that the file still covers the whole array region; a file truncated since it
     /// was mapped would raise SIGBUS on the lost pages, so readers call this before each chunk.
     ///

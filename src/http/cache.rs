@@ -4,7 +4,8 @@
 //!
 //! # The ETag scheme
 //!
-//! Every tag starts with the identity of the data file as it was mapped, written in hex:
+//! Every tag starts with the identity of the open data file (one `fstat` per request, so a
+//! file rewritten in place gets new tags at once), written in hex:
 //! `"DEV-INO-LEN-MTIME_NS-HASH"`. `HASH` is a 64-bit FNV-1a over everything else the bytes
 //! depend on: for `/raw` the dataset's region (offset and length, so two descriptors over one
 //! file, or one name re-registered with a new descriptor, never share a tag); for `/data` also
@@ -59,7 +60,7 @@ impl Validators {
     pub(crate) fn raw(dataset: &Dataset) -> Validators {
         let mut hash = Fnv::new();
         hash.u64(dataset.offset).u64(dataset.nbytes);
-        Validators::new(&dataset.mapped.identity, hash)
+        Validators::new(&dataset.identity(), hash)
     }
 
     /// The validators of a `/data` answer: `slice` as sent, the format's name and the
@@ -83,7 +84,7 @@ impl Validators {
         hash.bytes(slice.as_bytes())
             .bytes(format.as_bytes())
             .bytes(nonfinite.as_bytes());
-        Validators::new(&dataset.mapped.identity, hash)
+        Validators::new(&dataset.identity(), hash)
     }
 
     fn new(id: &FileIdentity, hash: Fnv) -> Validators {

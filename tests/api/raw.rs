@@ -477,6 +477,11 @@ async fn etags_change_with_the_file() {
     assert_ne!(data_tag, header(&data_after, ETAG));
     assert_ne!(data_lm, header(&data_after, LAST_MODIFIED));
 
+    // A file touched (or rewritten in place) under a running server changes its tags at once.
+    set_mtime(&path, SystemTime::now() - Duration::from_secs(30));
+    let touched = header(&after.get("/v1/datasets/m/raw").await, ETAG);
+    assert_ne!(touched, raw_after);
+
     // The old tag no longer validates.
     let resp = after
         .client
