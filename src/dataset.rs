@@ -254,6 +254,23 @@ impl Dataset {
         &self.mapped.bytes[start..start + len as usize]
     }
 
+    /// The identity of the open data file now, by one `fstat`: unlike `mapped.identity`, it
+    /// sees a file rewritten in place (the shared map shows the new bytes, so validators must
+    /// change too). A file replaced by rename keeps the old inode here, as the map does.
+    /// Falls back to the identity at map time when `fstat` fails.
+    pub fn identity(&self) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        match self.mapped.handle.metadata() {
+            Ok(meta) => FileIdentity {
+                dev: meta.dev(),
+                ino: meta.ino(),
+                len: meta.len(),
+                mtime: meta.modified().unwrap_or(self.mapped.identity.mtime),
+            },
+            Err(_) => self.mapped.identity,
+        }
+    }
+
     /// Checks that the file still covers the whole array region; a file truncated since it
     /// was mapped would raise SIGBUS on the lost pages, so readers call this before each chunk.
     ///
@@ -303,6 +320,37 @@ impl Dataset {
         rc == 0 && vec.iter().all(|b| b & 1 == 1)
     }
 
+    /// A copy of `[offset, offset + len)` of the file, read only if every byte is already in
+    /// the page cache: `None` when a page would have to come from disk, when the file no
+    /// longer covers the range, or off Linux. Never blocks on I/O and never touches the map
+    /// (so it cannot fault), which makes it safe to call on an async worker.
+    ///
+    /// Linux's `preadv2` with `RWF_NOWAIT` (4.14+) returns what is cached and `EAGAIN` for
+    /// the rest; filesystems without support answer `EOPNOTSUPP`, which is `None` here too.
+    pub fn read_cached(&self, offset: u64, len: u64) -> Option<Bytes> {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::io::{preadv2, IoSliceMut, ReadWriteFlags};
+            let len = usize::try_from(len).ok()?;
+            let mut buf = vec![0u8; len];
+            let mut filled = 0;
+            while filled < len {
+                let at = offset + filled as u64;
+                let slices = &mut [IoSliceMut::new(&mut buf[filled..])];
+                match preadv2(&self.mapped.handle, slices, at, ReadWriteFlags::NOWAIT) {
+                    Ok(n) if n > 0 => filled += n,
+                    _ => return None,
+                }
+            }
+            Some(Bytes::from(buf))
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = (offset, len);
+            None
+        }
+    }
+
     /// Asks the kernel to read `[offset, offset + len)` of the map into memory now, so the
     /// bytes can be touched without a page fault. Run it off the async workers.
     ///
@@ -325,5 +373,30 @@ impl Dataset {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
             other => other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::registry::Registry;
+
+    #[test]
+    fn read_cached_copies_cached_bytes_and_refuses_past_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        std::fs::write(dir.path().join("r.u1"), &data).unwrap();
+        std::fs::write(
+            dir.path().join("r.array.json"),
+            r#"{"file": "r.u1", "dtype": "|u1", "shape": [10000]}"#,
+        )
+        .unwrap();
+        let (registry, _) = Registry::scan(dir.path()).unwrap();
+        let dataset = registry.get("r").unwrap();
+        // Just written, so cached; on a kernel or filesystem without RWF_NOWAIT it is `None`.
+        if let Some(bytes) = dataset.read_cached(100, 5000) {
+            assert_eq!(bytes.as_ref(), &data[100..5100]);
+        }
+        assert!(dataset.read_cached(9_000, 2_000).is_none());
+        assert!(dataset.read_cached(u64::MAX - 1, 1).is_none());
     }
 }

@@ -9,7 +9,8 @@
 //! In the order a request travels:
 //!
 //! - [`config`]: command line and environment.
-//! - [`http`]: router, middleware, handlers, the error body, streamed bodies.
+//! - [`http`]: router, middleware, handlers, the error body, streamed bodies, byte ranges and
+//!   cache validators.
 //! - [`registry`]: name → dataset, the data-directory scan, the one memory map.
 //! - [`dataset`]: a named array over one region of one mapped file.
 //! - [`selection`]: `slice=` (NumPy basic indexing) parsed against a shape.

@@ -1,15 +1,18 @@
-//! `bin` (and the body of `npy`): the selected elements' bytes exactly as stored, in output
-//! order. Large runs go out as zero-copy slices of the map; small ones are copied together
+//! `bin` (and the body of `npy` and `/raw`): the selected elements' bytes exactly as stored, in
+//! output order. Large runs go out as zero-copy slices of the map; small ones are copied together
 //! so a strided selection does not become one tiny chunk per element.
 
 use super::{Chunker, EncodeError};
-use crate::plan::Runs;
+use crate::plan::Run;
 
 /// Runs at least this long are sent as slices of the map instead of being copied. Below it,
 /// a chunk per run would cost more in per-chunk overhead than the copy saves.
 const ZERO_COPY_MIN: u64 = 64 * 1024;
 
-pub(super) fn write(runs: Runs, chunker: &mut Chunker<'_>) -> Result<(), EncodeError> {
+pub(super) fn write(
+    runs: impl Iterator<Item = Run>,
+    chunker: &mut Chunker<'_>,
+) -> Result<(), EncodeError> {
     let limit = chunker.limit as u64;
     for run in runs {
         if run.len >= ZERO_COPY_MIN {

@@ -3,7 +3,9 @@
 //!
 //! [`produce`] is the one producer every `/data` body goes through. It is synchronous and may
 //! fault pages in, so callers run it off the async workers; it hands each finished chunk to
-//! an `emit` callback, and stops as soon as `emit` reports the client gone.
+//! an `emit` callback, and stops as soon as `emit` reports the client gone. [`produce_raw`] is
+//! its sibling for `/raw`: byte ranges of the file, with literal pieces (multipart part
+//! headers) between them, through the same chunker and guards.
 
 mod bin;
 mod negotiate;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::dataset::Dataset;
-use crate::plan;
+use crate::plan::{self, Run};
 use crate::selection::Selection;
 
 pub use negotiate::{negotiate, FormatError};
@@ -120,13 +122,23 @@ pub(crate) struct Chunker<'a> {
 
 impl<'a> Chunker<'a> {
     fn new(job: &'a Job, emit: &'a mut dyn FnMut(Bytes) -> bool, capacity: usize) -> Self {
-        let limit = job.chunk_bytes.max(1);
+        Chunker::over(&job.dataset, job.chunk_bytes, job.madvise, emit, capacity)
+    }
+
+    fn over(
+        dataset: &'a Dataset,
+        chunk_bytes: usize,
+        madvise: bool,
+        emit: &'a mut dyn FnMut(Bytes) -> bool,
+        capacity: usize,
+    ) -> Self {
+        let limit = chunk_bytes.max(1);
         Chunker {
             buf: Vec::with_capacity(limit.min(capacity)),
             limit,
             checked: false,
-            madvise: job.madvise,
-            dataset: &job.dataset,
+            madvise,
+            dataset,
             emit,
         }
     }
@@ -272,6 +284,41 @@ fn encode_into(job: &Job, mut chunker: Chunker<'_>) -> Result<(), EncodeError> {
         }
         Format::Json => text::write(job, runs, job.json_style, &mut chunker)?,
         Format::Csv => text::write(job, runs, Style::Csv, &mut chunker)?,
+    }
+    chunker.flush()
+}
+
+/// One piece of a `/raw` body.
+#[derive(Debug, Clone)]
+pub enum Piece {
+    /// Bytes sent as they are: the part headers and closing boundary of a multipart answer.
+    Literal(Bytes),
+    /// A run of the data file, sent like `bin` sends one: large runs as zero-copy slices of the
+    /// map in chunks of at most `chunk_bytes`, each populated on the producer's thread first.
+    Run(Run),
+}
+
+/// Sends `pieces` of `dataset`'s file, in order, chunk by chunk, into `emit`.
+///
+/// # Errors
+/// As [`produce`].
+pub fn produce_raw(
+    dataset: &Dataset,
+    pieces: &[Piece],
+    chunk_bytes: usize,
+    madvise: bool,
+    emit: &mut dyn FnMut(Bytes) -> bool,
+) -> Result<(), EncodeError> {
+    let mut chunker = Chunker::over(dataset, chunk_bytes, madvise, emit, STREAM_START_CAPACITY);
+    chunker.guard()?;
+    for piece in pieces {
+        match piece {
+            Piece::Literal(bytes) => {
+                chunker.buf().extend_from_slice(bytes);
+                chunker.flush_if_full()?;
+            }
+            Piece::Run(run) => bin::write(std::iter::once(*run), &mut chunker)?,
+        }
     }
     chunker.flush()
 }

@@ -1,7 +1,7 @@
 //! Elements as text: shortest round-trip floats for the stored type, integers, booleans and
 //! complex values, in the spellings of JSON and CSV (DESIGN "/data formats").
 //!
-//! Each stored scalar is decoded from its bytes (either byte order) into an [`Element`]
+//! Each stored scalar is decoded from its bytes (either byte order) into an `Element`
 //! implementation, which writes itself for a [`Style`]. The layout of elements (brackets,
 //! commas, lines) is `text`'s business, not this module's.
 

@@ -4,13 +4,19 @@
 //! Everything that can fail with a 4xx (dataset, slice, format, parameters) is checked before
 //! the response head goes out; after it, the only failures are a vanished client (the
 //! producer stops) and a data file truncated under its map (the connection is cut).
+//!
+//! Answers carry the validators of [`cache`](super::cache); a matching `If-None-Match` or
+//! `If-Modified-Since` gets a `304` without reading the map.
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method};
+use std::time::SystemTime;
+
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::cache::{Outcome, Validators};
 use super::error::{Error, Result};
 use super::extract::{Path, Query};
 use super::{stream, AppState};
@@ -45,9 +51,9 @@ pub(super) async fn get(
     let selection = Selection::parse(query.slice.as_deref().unwrap_or(""), &dataset.shape)?;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = encode::negotiate(query.format.as_deref(), accept)?;
-    let json_style = match query.nonfinite.as_deref() {
-        None | Some("null") => Style::JsonNull,
-        Some("string") => Style::JsonString,
+    let (json_style, nonfinite) = match query.nonfinite.as_deref() {
+        None | Some("null") => (Style::JsonNull, "null"),
+        Some("string") => (Style::JsonString, "string"),
         Some(other) => {
             return Err(Error::BadQuery(format!(
                 "nonfinite must be null or string, not {:?}",
@@ -55,6 +61,17 @@ pub(super) async fn get(
             )))
         }
     };
+    let slice = query.slice.as_deref().unwrap_or("");
+    let validators = Validators::data(&dataset, slice, format.as_str(), nonfinite);
+    let mut cache_head = HeaderMap::new();
+    validators.headers(&mut cache_head);
+    if query.format.is_none() {
+        // The format then came from `Accept` (DESIGN "/data formats").
+        cache_head.insert(header::VARY, HeaderValue::from_static("accept"));
+    }
+    if validators.evaluate(&headers, SystemTime::now()) == Outcome::NotModified {
+        return Ok((StatusCode::NOT_MODIFIED, cache_head).into_response());
+    }
     let job = Job {
         dataset,
         selection,
@@ -63,7 +80,8 @@ pub(super) async fn get(
         chunk_bytes: state.config.chunk_bytes,
         madvise: state.config.madvise,
     };
-    let head = head(&job);
+    let mut head = head(&job);
+    head.extend(cache_head);
     if method == Method::HEAD {
         return Ok((head, Body::empty()).into_response());
     }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -53,6 +53,17 @@ pub enum Error {
     /// `500`: a bug or an I/O failure; the message stays in the logs.
     #[error("internal error: {0}")]
     Internal(String),
+    /// `416`: a valid `Range` of which nothing lies inside the `len`-byte representation;
+    /// the answer carries `Content-Range: bytes */len` (RFC 9110 §15.5.17).
+    #[error("no requested range lies inside the {len} bytes of the array")]
+    RangeNotSatisfiable {
+        /// Length of the representation in bytes.
+        len: u64,
+    },
+    /// `500`: the data file shrank under its map or its pages cannot be read (DESIGN
+    /// "Reliability"); found before the head was sent.
+    #[error("data file can no longer be read: {0}")]
+    Unreadable(String),
 }
 
 impl Error {
@@ -70,6 +81,10 @@ impl Error {
             Error::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             Error::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Error::RangeNotSatisfiable { .. } => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
+            }
+            Error::Unreadable(_) => (StatusCode::INTERNAL_SERVER_ERROR, "data_unreadable"),
         }
     }
 }
@@ -91,6 +106,11 @@ impl IntoResponse for Error {
             Json(json!({"error": {"code": code, "message": message}})),
         )
             .into_response();
+        if let Error::RangeNotSatisfiable { len } = self {
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+        }
         if status.is_server_error() {
             response
                 .extensions_mut()

@@ -1,14 +1,18 @@
 //! The HTTP surface: application state, the router with its middleware, and `serve`.
 //!
-//! Handlers live one resource per file (`datasets`, `data`); `stream` turns an encoding job
-//! into a streamed body; `error` is the one error type every handler returns. Only this
-//! module and its children use axum.
+//! Handlers live one resource per file (`datasets`, `data`, `raw`); `stream` turns an encoding
+//! job into a streamed body; `range` parses `Range` headers and `cache` holds the validators
+//! and conditional requests of `/data` and `/raw`; `error` is the one error type every handler
+//! returns. Only this module and its children use axum.
 
+mod cache;
 mod data;
 mod datasets;
 pub mod error;
 mod extract;
 mod listener;
+mod range;
+mod raw;
 mod stream;
 
 use std::future::Future;
@@ -96,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/datasets", get(datasets::list))
         .route("/v1/datasets/{name}", get(datasets::get))
         .route("/v1/datasets/{name}/data", get(data::get))
+        .route("/v1/datasets/{name}/raw", get(raw::get))
         .fallback(|req: Request| async move {
             Error::NoRoute(req.uri().path().chars().take(200).collect())
         })

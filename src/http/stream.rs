@@ -15,7 +15,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::encode::{self, EncodeError, Job};
+use crate::config::Config;
+use crate::dataset::Dataset;
+use crate::encode::{self, EncodeError, Job, Piece};
 
 /// Chunks buffered between the producer and hyper.
 const CHANNEL_CHUNKS: usize = 2;
@@ -23,15 +25,38 @@ const CHANNEL_CHUNKS: usize = 2;
 /// Starts producing `job` on a blocking thread and returns the body that streams it;
 /// `in_flight` counts the producer while it runs.
 pub(super) fn body(job: Job, in_flight: &Arc<AtomicUsize>) -> Body {
+    let name = job.dataset.name.clone();
+    spawn(name, in_flight, move |emit| encode::produce(&job, emit))
+}
+
+/// Starts sending `pieces` of `dataset`'s file (a `/raw` answer) on a blocking thread and
+/// returns the body that streams them.
+pub(super) fn raw_body(
+    dataset: Arc<Dataset>,
+    pieces: Vec<Piece>,
+    config: &Config,
+    in_flight: &Arc<AtomicUsize>,
+) -> Body {
+    let name = dataset.name.clone();
+    let (chunk_bytes, madvise) = (config.chunk_bytes, config.madvise);
+    spawn(name, in_flight, move |emit| {
+        encode::produce_raw(&dataset, &pieces, chunk_bytes, madvise, emit)
+    })
+}
+
+fn spawn<F>(dataset: String, in_flight: &Arc<AtomicUsize>, produce: F) -> Body
+where
+    F: FnOnce(&mut dyn FnMut(Bytes) -> bool) -> Result<(), EncodeError> + Send + 'static,
+{
     let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
     let in_flight = InFlight::enter(in_flight);
     tokio::task::spawn_blocking(move || {
         let _in_flight = in_flight;
-        let result = encode::produce(&job, &mut |chunk| tx.blocking_send(Ok(chunk)).is_ok());
+        let result = produce(&mut |chunk| tx.blocking_send(Ok(chunk)).is_ok());
         match result {
             Ok(()) | Err(EncodeError::Disconnected) => {}
             Err(e) => {
-                tracing::error!(error = %e, dataset = %job.dataset.name, "stream cut");
+                tracing::error!(error = %e, %dataset, "stream cut");
                 let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
             }
         }

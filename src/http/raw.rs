@@ -1,0 +1,217 @@
+//! `GET`/`HEAD /v1/datasets/{name}/raw`: the array region of a dataset's file, bytes as
+//! stored (not the `.npy` header), with RFC 9110 byte ranges and validators (DESIGN "/raw and
+//! caching").
+//!
+//! One range is a `206` with `Content-Range`; several are a `206 multipart/byteranges` whose
+//! parts are sorted and coalesced by [`range`](super::range); none satisfiable is a `416`.
+//! Every answer's length is known before its head goes out.
+//!
+//! Two ways to send the bytes:
+//! - A body of at most [`INLINE_MAX`] data bytes whose pages are all in the page cache is
+//!   copied out on the async worker with `preadv2(RWF_NOWAIT)` ([`Dataset::read_cached`]),
+//!   which never waits for the disk and never touches the map. A blocking-thread hop and a
+//!   channel would cost more than the copy for the 4 KiB reads this path exists for
+//!   (README "Performance of /raw").
+//! - Anything else (large, or not cached) streams from a blocking thread through
+//!   [`stream::raw_body`], exactly like `bin`: zero-copy slices of the map in chunks of
+//!   `--chunk-bytes`, each populated before it is handed to hyper, so no async worker takes a
+//!   page fault and memory stays bounded.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use super::cache::{Outcome, Validators};
+use super::data::{X_ARRAY_DTYPE, X_ARRAY_SHAPE};
+use super::error::{Error, Result};
+use super::extract::Path;
+use super::range::{self, ByteRange, RangeSpec};
+use super::{stream, AppState};
+use crate::dataset::Dataset;
+use crate::encode::Piece;
+use crate::plan::Run;
+
+/// Largest body (in data bytes) copied from the page cache on the async worker instead of
+/// streamed from a blocking thread: 16 pages, a copy of a few microseconds.
+const INLINE_MAX: u64 = 64 * 1024;
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    method: Method,
+    request: HeaderMap,
+) -> Result<Response> {
+    let dataset = state.dataset(&name)?;
+    let validators = Validators::raw(&dataset);
+    let mut head = HeaderMap::new();
+    validators.headers(&mut head);
+    head.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    let use_range = match validators.evaluate(&request, SystemTime::now()) {
+        Outcome::NotModified => return Ok((StatusCode::NOT_MODIFIED, head).into_response()),
+        Outcome::Serve { use_range } => use_range,
+    };
+    head.insert(X_ARRAY_DTYPE.clone(), value(&dataset.dtype.descr()));
+    head.insert(X_ARRAY_SHAPE.clone(), value(&shape(&dataset.shape)));
+    let len = dataset.nbytes;
+    let range_header = request
+        .get(header::RANGE)
+        .filter(|_| use_range)
+        .and_then(|v| v.to_str().ok());
+    let (status, body) = match range::parse(range_header, len) {
+        RangeSpec::Unsatisfiable => return Err(Error::RangeNotSatisfiable { len }),
+        RangeSpec::Full => (StatusCode::OK, single(&dataset, full(len), &mut head)),
+        RangeSpec::Satisfiable(ranges) => {
+            let body = match ranges.as_slice() {
+                [one] => {
+                    head.insert(header::CONTENT_RANGE, value(&one.content_range(len)));
+                    single(&dataset, *one, &mut head)
+                }
+                many => multipart(&dataset, many, &mut head),
+            };
+            (StatusCode::PARTIAL_CONTENT, body)
+        }
+    };
+    if method == Method::HEAD {
+        return Ok((status, head, Body::empty()).into_response());
+    }
+    let body = body.into_body(dataset, &state)?;
+    Ok((status, head, body).into_response())
+}
+
+/// A body decided but not started: started only for `GET`.
+struct Planned {
+    pieces: Vec<Piece>,
+    /// Data bytes (not part headers), to choose between the inline and streamed paths.
+    data_len: u64,
+}
+
+impl Planned {
+    fn into_body(self, dataset: Arc<Dataset>, state: &AppState) -> Result<Body> {
+        if self.data_len <= INLINE_MAX {
+            if let Some(body) = self.cached(&dataset) {
+                return Ok(body);
+            }
+        }
+        // A file truncated before this request gets a clean 500 instead of a cut stream.
+        dataset
+            .check_len()
+            .map_err(|e| Error::Unreadable(format!("{}: {e}", dataset.name)))?;
+        Ok(stream::raw_body(
+            dataset,
+            self.pieces,
+            &state.config,
+            &state.streams_in_flight,
+        ))
+    }
+
+    /// The whole body copied from the page cache, or `None` when any of it is not cached.
+    fn cached(&self, dataset: &Dataset) -> Option<Body> {
+        let mut out: Vec<Bytes> = Vec::with_capacity(self.pieces.len());
+        for piece in &self.pieces {
+            out.push(match piece {
+                Piece::Literal(bytes) => bytes.clone(),
+                Piece::Run(run) => dataset.read_cached(run.offset, run.len)?,
+            });
+        }
+        Some(match out.len() {
+            0 => Body::empty(),
+            1 => Body::from(out.swap_remove(0)),
+            _ => Body::from(out.concat()),
+        })
+    }
+}
+
+/// The whole representation as one range (empty when the array is).
+fn full(len: u64) -> ByteRange {
+    ByteRange {
+        start: 0,
+        end_exc: len,
+    }
+}
+
+/// A `200` or single-range `206` body.
+fn single(dataset: &Dataset, r: ByteRange, head: &mut HeaderMap) -> Planned {
+    head.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    head.insert(header::CONTENT_LENGTH, HeaderValue::from(r.len()));
+    let pieces = if r.len() == 0 {
+        Vec::new()
+    } else {
+        vec![Piece::Run(run(dataset, r))]
+    };
+    Planned {
+        pieces,
+        data_len: r.len(),
+    }
+}
+
+/// A `multipart/byteranges` body (RFC 9110 §14.6): each part opens with a boundary line,
+/// `Content-Type` and `Content-Range`, and the body closes with `--BOUNDARY--`.
+fn multipart(dataset: &Dataset, ranges: &[ByteRange], head: &mut HeaderMap) -> Planned {
+    let boundary = boundary();
+    let len = dataset.nbytes;
+    let mut pieces = Vec::with_capacity(2 * ranges.len() + 1);
+    let mut total = 0u64;
+    let mut data_len = 0u64;
+    for (i, r) in ranges.iter().enumerate() {
+        let part_head = format!(
+            "{}--{boundary}\r\nContent-Type: application/octet-stream\r\nContent-Range: {}\r\n\r\n",
+            if i == 0 { "" } else { "\r\n" },
+            r.content_range(len),
+        );
+        total += part_head.len() as u64 + r.len();
+        data_len += r.len();
+        pieces.push(Piece::Literal(Bytes::from(part_head)));
+        pieces.push(Piece::Run(run(dataset, *r)));
+    }
+    let close = format!("\r\n--{boundary}--\r\n");
+    total += close.len() as u64;
+    pieces.push(Piece::Literal(Bytes::from(close)));
+    head.insert(
+        header::CONTENT_TYPE,
+        value(&format!("multipart/byteranges; boundary={boundary}")),
+    );
+    head.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
+    Planned { pieces, data_len }
+}
+
+/// A fresh 128-bit random boundary: array bytes are arbitrary, so a fixed boundary could
+/// occur in the data; a random one practically cannot. `RandomState` is seeded from the OS
+/// per process and varied per instance, which is all the randomness this needs.
+fn boundary() -> String {
+    let random = || {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
+    format!("arrayd-{:016x}{:016x}", random(), random())
+}
+
+/// The file run of representation range `r`.
+fn run(dataset: &Dataset, r: ByteRange) -> Run {
+    Run {
+        offset: dataset.offset + r.start,
+        len: r.len(),
+    }
+}
+
+fn shape(shape: &[u64]) -> String {
+    shape
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn value(text: &str) -> HeaderValue {
+    // Dtype strings, digits, commas, ranges and boundaries are all visible ASCII.
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
