@@ -247,7 +247,7 @@ def main():
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved wrk rounds per target")
     ap.add_argument("--rss-gib", type=float, default=4)
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: contiguous,small,strided,rss,scale,chunks,cold")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: contiguous,small,raw,strided,rss,scale,chunks,cold")
     args = ap.parse_args()
     if args.quick:
         args.rows, args.cols, args.seconds, args.reps, args.rss_gib, args.rounds = 1024, 1024, 1, 3, 0.0625, 1
@@ -326,6 +326,9 @@ def main():
             table.add("ceiling: GET /healthz (16-byte JSON), c=16, wrk: req/s", f"{hz[0]:.0f}",
                       f"{theirs[0]:.0f} (nginx 4 KiB above)", f"{hz[0] / theirs[0]:.2f}")
 
+        if "raw" not in skip:
+            raw_section(server, nginxes, rows, row_bytes, npy_offset, args, table)
+
         mm = np.load(big, mmap_mode="r")
         if "strided" not in skip:
             _, size = curl_seconds(f"{server.base}/v1/datasets/big/data?slice=:,5&format=bin", reps=1)
@@ -358,6 +361,28 @@ def main():
                 print("stop failed:", e, file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
     table.print()
+
+
+def raw_section(server, nginxes, rows, row_bytes, npy_offset, args, table):
+    """/raw against nginx: one large range, and random 4 KiB ranges at c=16."""
+    nbytes = min(512 << 20, rows * row_bytes) if not args.quick else min(2 << 20, rows * row_bytes)
+    rng_hdr = f"Range: bytes=0-{nbytes - 1}"
+    t_ours, size = curl_seconds(f"{server.base}/v1/datasets/big/raw", [rng_hdr], reps=args.reps)
+    assert size == nbytes, (size, nbytes)
+    t_ng = min((curl_seconds(n.base + "/big.f32", [rng_hdr], reps=args.reps)[0], m) for n, m in zip(nginxes, ("on", "off")))
+    table.add(f"/raw range of {nbytes >> 20} MiB, curl", gbps(nbytes, t_ours),
+              f"{gbps(nbytes, t_ng[0])} (sendfile {t_ng[1]})", f"{t_ng[0] / t_ours:.2f}", ">= 0.9")
+    lua_raw = lua_rows(LUA_NGINX.format(offset=0, row_bytes=row_bytes, file="v1/datasets/big/raw", last=4095), rows)
+    lua_ng = lua_rows(LUA_NGINX.format(offset=0, row_bytes=row_bytes, file="big.f32", last=4095), rows)
+    runs = {"ours": [], "on": [], "off": []}
+    for _ in range(args.rounds):
+        runs["ours"].append(wrk(server.base, lua_raw, args.seconds, 16)[0])
+        runs["on"].append(wrk(nginxes[0].base, lua_ng, args.seconds, 16)[0])
+        runs["off"].append(wrk(nginxes[1].base, lua_ng, args.seconds, 16)[0])
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    best = max(("on", "off"), key=lambda k: med[k])
+    table.add(f"/raw random 4 KiB ranges, c=16, {args.rounds}x{args.seconds} s, wrk: req/s", f"{med['ours']:.0f}",
+              f"{med[best]:.0f} (sendfile {best})", f"{med['ours'] / med[best]:.2f}", ">= 0.8")
 
 
 def rss(server, work, gib, table):
