@@ -1,6 +1,6 @@
 //! The HTTP surface: application state, the router with its middleware, and `serve`.
 //!
-//! Handlers live one resource per file (`datasets`, `data`); `stream` turns an encoding job
+//! Handlers live one resource per file (`datasets`, `data`, `stats` for the aggregates); `stream` turns an encoding job
 //! into a streamed body; `error` is the one error type every handler returns. Only this
 //! module and its children use axum.
 
@@ -9,6 +9,8 @@ mod datasets;
 pub mod error;
 mod extract;
 mod listener;
+/// `/stats`, `/histogram`, `/downsample`.
+mod stats;
 mod stream;
 
 use std::future::Future;
@@ -81,6 +83,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/datasets", get(datasets::list))
         .route("/v1/datasets/{name}", get(datasets::get))
         .route("/v1/datasets/{name}/data", get(data::get))
+        // Aggregates.
+        .route("/v1/datasets/{name}/stats", get(stats::get_stats))
+        .route("/v1/datasets/{name}/histogram", get(stats::get_histogram))
+        .route("/v1/datasets/{name}/downsample", get(stats::get_downsample))
         .fallback(|req: Request| async move {
             Error::NoRoute(req.uri().path().chars().take(200).collect())
         })
