@@ -155,7 +155,7 @@ pub fn downsample(
         result.argmin.push(bucket.min.map(|m| m.1));
         result.argmax.push(bucket.max.map(|m| m.1));
     };
-    walk(src, 0..n, |first, block| {
+    walk(src, |first, block| {
         let mut p = first;
         let mut rest = block;
         while rest.len() > 0 {

@@ -142,10 +142,9 @@ pub fn histogram(
 ) -> Result<HistogramResult, ReduceError> {
     src.check_dtype()?;
     let scalar = src.dataset.dtype.scalar;
-    let n = src.selection.n_elems();
     let (mut lo, mut hi) = match params.range {
         Some(r) => r,
-        None => finite_range(src, n)?.unwrap_or((0.0, 1.0)),
+        None => finite_range(src)?.unwrap_or((0.0, 1.0)),
     };
     if lo == hi {
         lo -= 0.5;
@@ -176,7 +175,7 @@ pub fn histogram(
         }
         counts[i] += 1;
     };
-    walk(src, 0..n, |_, block| {
+    walk(src, |_, block| {
         match block {
             Block::F(x) => x.iter().for_each(|&v| place(v)),
             Block::I(x) => x.iter().for_each(|&v| place(v as f64)),
@@ -196,9 +195,9 @@ pub fn histogram(
 }
 
 /// Min and max of the finite values, or `None` when there are none.
-fn finite_range(src: &Source<'_>, n: u64) -> Result<Option<(f64, f64)>, ReduceError> {
+fn finite_range(src: &Source<'_>) -> Result<Option<(f64, f64)>, ReduceError> {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    walk(src, 0..n, |_, block| {
+    walk(src, |_, block| {
         let (a, b) = match block {
             Block::F(x) => x
                 .iter()

@@ -16,7 +16,6 @@ pub mod downsample;
 pub mod histogram;
 pub mod stats;
 
-use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use half::f16;
@@ -238,91 +237,210 @@ struct Buffers {
     f: Vec<f64>,
 }
 
-/// Calls `each(first, block)` for the selected elements whose output (C-order) positions lie in
-/// `range`, in order, in blocks of at most [`BLOCK_ELEMS`]; `first` is the output position of
-/// the block's first element.
+/// Calls `each(first, block)` for the selected elements in output (C) order, in blocks of at
+/// most [`BLOCK_ELEMS`]; `first` is the output position of the block's first element.
 ///
 /// # Errors
 /// [`ReduceError::Cancelled`] once the cancel flag is set, [`ReduceError::Unreadable`] when the
 /// file shrank, or the first error `each` returns.
 pub(crate) fn walk(
     src: &Source<'_>,
-    range: Range<u64>,
-    mut each: impl FnMut(u64, Block<'_>) -> Result<(), ReduceError>,
+    each: impl FnMut(u64, Block<'_>) -> Result<(), ReduceError>,
 ) -> Result<(), ReduceError> {
     src.check_dtype()?;
     src.cancelled()?;
     src.check_len()?;
-    let dataset = src.dataset;
-    let scalar = dataset.dtype.scalar;
-    let swapped = dataset.dtype.is_swapped();
-    let itemsize = dataset.dtype.itemsize() as u64;
-    let block_bytes = BLOCK_ELEMS * itemsize as usize;
-    let mut bufs = Buffers {
-        u: vec![0; BLOCK_ELEMS],
-        i: vec![0; BLOCK_ELEMS],
-        f: vec![0.0; BLOCK_ELEMS],
-    };
-    let mut gather: Vec<u8> = Vec::with_capacity(block_bytes);
-    let mut gather_first = range.start;
-    let mut pos = 0u64; // output position of the current run's first element
-    let mut unchecked = 0u64;
+    // Monomorphised per itemsize so element copies and offsets compile to fixed-size moves
+    // and shifts.
+    match src.dataset.dtype.itemsize() {
+        1 => Walker::<1>::new(src).run(each),
+        2 => Walker::<2>::new(src).run(each),
+        4 => Walker::<4>::new(src).run(each),
+        8 => Walker::<8>::new(src).run(each),
+        other => unreachable!("no real dtype has itemsize {other}"),
+    }
+}
 
-    let mut emit = |first: u64, bytes: &[u8], bufs: &mut Buffers| {
-        src.cancelled()?;
-        let block = decode(scalar, swapped, bytes, bufs);
+/// The state of one walk over elements of `N` bytes.
+struct Walker<'a, const N: usize> {
+    src: &'a Source<'a>,
+    map: &'a [u8],
+    bufs: Buffers,
+    /// Elements gathered from short runs until a block is full.
+    gather: Vec<u8>,
+    /// Bytes in `gather`.
+    filled: usize,
+    /// Output position of the first element in `gather`.
+    gather_first: u64,
+    /// Output position of the next element.
+    pos: u64,
+    /// Bytes read since the file length was last checked.
+    unchecked: u64,
+}
+
+impl<'a, const N: usize> Walker<'a, N> {
+    const BLOCK_BYTES: usize = BLOCK_ELEMS * N;
+
+    fn new(src: &'a Source<'a>) -> Self {
+        Walker {
+            src,
+            map: &src.dataset.mapped.bytes,
+            bufs: Buffers {
+                u: vec![0; BLOCK_ELEMS],
+                i: vec![0; BLOCK_ELEMS],
+                f: vec![0.0; BLOCK_ELEMS],
+            },
+            gather: vec![0; Self::BLOCK_BYTES],
+            filled: 0,
+            gather_first: 0,
+            pos: 0,
+            unchecked: 0,
+        }
+    }
+
+    fn run(
+        mut self,
+        mut each: impl FnMut(u64, Block<'_>) -> Result<(), ReduceError>,
+    ) -> Result<(), ReduceError> {
+        let layout = self.src.dataset.layout();
+        let runs = plan::runs(self.src.selection, &layout);
+        let rows = self.src.selection.row_starts();
+        match rows {
+            // Runs of one element: the fastest output axis is strided. Walk its rows with a
+            // fixed stride instead of taking one run per element from the planner.
+            Some((starts, k, axis)) if runs.max_run_len() == N as u64 => {
+                let stride = strides(&layout)[k];
+                let delta = i64::try_from(i128::from(axis.step) * i128::from(stride))
+                    .expect("element distance fits the array");
+                for run in plan::runs(&starts, &layout) {
+                    for e in 0..run.len / N as u64 {
+                        self.row(run.offset + e * N as u64, delta, axis.len, &mut each)?;
+                    }
+                }
+            }
+            _ => {
+                for run in runs {
+                    self.bytes(run.offset, run.len, &mut each)?;
+                }
+            }
+        }
+        if self.filled > 0 {
+            self.flush(&mut each)?;
+        }
+        Ok(())
+    }
+
+    fn guard(&mut self, len: u64) -> Result<(), ReduceError> {
+        if self.unchecked + len > CHECK_BYTES {
+            self.src.check_len()?;
+            self.unchecked = 0;
+        }
+        self.unchecked += len;
+        Ok(())
+    }
+
+    fn flush(
+        &mut self,
+        each: &mut impl FnMut(u64, Block<'_>) -> Result<(), ReduceError>,
+    ) -> Result<(), ReduceError> {
+        self.src.cancelled()?;
+        let dtype = self.src.dataset.dtype;
+        let block = decode(
+            dtype.scalar,
+            dtype.is_swapped(),
+            &self.gather[..self.filled],
+            &mut self.bufs,
+        );
+        let first = self.gather_first;
+        self.filled = 0;
         each(first, block)
-    };
+    }
 
-    for run in plan::runs(src.selection, &dataset.layout()) {
-        let n_run = run.len / itemsize;
-        if pos + n_run <= range.start {
-            pos += n_run;
-            continue;
+    /// `n` elements from `offset`, `delta` bytes apart.
+    fn row(
+        &mut self,
+        offset: u64,
+        delta: i64,
+        n: u64,
+        each: &mut impl FnMut(u64, Block<'_>) -> Result<(), ReduceError>,
+    ) -> Result<(), ReduceError> {
+        self.guard(n * N as u64)?;
+        let mut at = offset as i64;
+        let mut left = n;
+        while left > 0 {
+            if self.filled == 0 {
+                self.gather_first = self.pos;
+            }
+            let room = ((Self::BLOCK_BYTES - self.filled) / N) as u64;
+            let take = room.min(left);
+            let out = &mut self.gather[self.filled..self.filled + take as usize * N];
+            for slot in out.chunks_exact_mut(N) {
+                let o = at as usize;
+                let element: &[u8; N] = self.map[o..o + N].try_into().expect("N bytes");
+                slot.copy_from_slice(element);
+                at += delta;
+            }
+            self.filled += take as usize * N;
+            self.pos += take;
+            left -= take;
+            if self.filled == Self::BLOCK_BYTES {
+                self.flush(each)?;
+            }
         }
-        if pos >= range.end {
-            break;
-        }
-        let skip = range.start.saturating_sub(pos);
-        let take = (range.end - pos).min(n_run) - skip;
-        let offset = run.offset + skip * itemsize;
-        let len = take * itemsize;
-        let at = pos + skip;
-        pos += n_run;
+        Ok(())
+    }
 
-        if unchecked + len > CHECK_BYTES {
-            src.check_len()?;
-            unchecked = 0;
-        }
-        unchecked += len;
-        let mut bytes = dataset.view(offset, len);
-        let mut at = at;
+    /// The `len` contiguous bytes at `offset`.
+    fn bytes(
+        &mut self,
+        offset: u64,
+        len: u64,
+        each: &mut impl FnMut(u64, Block<'_>) -> Result<(), ReduceError>,
+    ) -> Result<(), ReduceError> {
+        self.guard(len)?;
+        let map = self.map;
+        let mut bytes = &map[offset as usize..(offset + len) as usize];
         while !bytes.is_empty() {
-            if gather.is_empty() && bytes.len() >= block_bytes {
+            if self.filled == 0 && bytes.len() >= Self::BLOCK_BYTES {
                 // Whole blocks straight from the map, without a copy.
-                let (head, rest) = bytes.split_at(block_bytes);
-                emit(at, head, &mut bufs)?;
-                at += BLOCK_ELEMS as u64;
+                let (head, rest) = bytes.split_at(Self::BLOCK_BYTES);
+                self.src.cancelled()?;
+                let dtype = self.src.dataset.dtype;
+                let block = decode(dtype.scalar, dtype.is_swapped(), head, &mut self.bufs);
+                each(self.pos, block)?;
+                self.pos += BLOCK_ELEMS as u64;
                 bytes = rest;
                 continue;
             }
-            if gather.is_empty() {
-                gather_first = at;
+            if self.filled == 0 {
+                self.gather_first = self.pos;
             }
-            let n = (block_bytes - gather.len()).min(bytes.len());
-            gather.extend_from_slice(&bytes[..n]);
+            let n = (Self::BLOCK_BYTES - self.filled).min(bytes.len());
+            self.gather[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            self.pos += (n / N) as u64;
             bytes = &bytes[n..];
-            at += n as u64 / itemsize;
-            if gather.len() == block_bytes {
-                emit(gather_first, &gather, &mut bufs)?;
-                gather.clear();
+            if self.filled == Self::BLOCK_BYTES {
+                self.flush(each)?;
             }
         }
+        Ok(())
     }
-    if !gather.is_empty() {
-        emit(gather_first, &gather, &mut bufs)?;
+}
+
+/// Byte distance between neighbouring elements of each axis of `layout`.
+fn strides(layout: &plan::Layout) -> Vec<u64> {
+    let mut strides = vec![0; layout.shape.len()];
+    let mut acc = layout.itemsize;
+    let mut set = |i: usize| {
+        strides[i] = acc;
+        acc = acc.saturating_mul(layout.shape[i]);
+    };
+    match layout.order {
+        plan::Order::C => (0..layout.shape.len()).rev().for_each(&mut set),
+        plan::Order::F => (0..layout.shape.len()).for_each(&mut set),
     }
-    Ok(())
+    strides
 }
 
 /// Decodes `bytes` (whole elements of `scalar`) into the matching buffer: the one `match` on

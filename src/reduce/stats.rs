@@ -214,7 +214,7 @@ pub fn stats(
     let out_shape = src.selection.out_shape();
     let n = src.selection.n_elems();
     let (shape, summaries) = match params.axis {
-        None => (Vec::new(), vec![whole(src, kind, need, n, threads.max(1))?]),
+        None => (Vec::new(), vec![whole(src, need, n, threads.max(1))?]),
         Some(k) => {
             let mut shape = out_shape.clone();
             let len_k = shape.remove(k);
@@ -515,18 +515,11 @@ impl Acc {
     }
 }
 
-/// The whole selection as one cell, split over `threads` contiguous ranges.
-fn whole(
-    src: &Source<'_>,
-    kind: Kind,
-    need: Need,
-    n: u64,
-    threads: usize,
-) -> Result<Summary, ReduceError> {
-    let _ = kind;
-    let one = |range: Range<u64>| -> Result<Summary, ReduceError> {
+/// The whole selection as one cell, split over up to `threads` threads along its first axis.
+fn whole(src: &Source<'_>, need: Need, n: u64, threads: usize) -> Result<Summary, ReduceError> {
+    let one = |src: &Source<'_>| -> Result<Summary, ReduceError> {
         let mut acc = Acc::new(need);
-        walk(src, range, |_, block| {
+        walk(src, |_, block| {
             acc.add(block);
             Ok(())
         })?;
@@ -535,17 +528,15 @@ fn whole(
     // Below a few MiB a second thread costs more than it saves.
     let threads = if n < (1 << 20) { 1 } else { threads as u64 };
     if threads <= 1 {
-        return one(0..n);
+        return one(src);
     }
-    let bounds: Vec<u64> = (0..=threads)
-        .map(|i| (u128::from(n) * u128::from(i) / u128::from(threads)) as u64)
-        .collect();
-    let parts: Vec<Result<Summary, ReduceError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = bounds
-            .windows(2)
-            .map(|w| {
-                let range = w[0]..w[1];
-                scope.spawn(move || one(range))
+    let parts = src.selection.split(threads);
+    let results: Vec<Result<Summary, ReduceError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|(selection, _)| {
+                let part = Source { selection, ..*src };
+                scope.spawn(move || one(&part))
             })
             .collect();
         handles
@@ -554,7 +545,7 @@ fn whole(
             .collect()
     });
     let mut total = Summary::empty();
-    for part in parts {
+    for part in results {
         total = Summary::merge(total, part?);
     }
     Ok(total)
@@ -576,7 +567,7 @@ fn along_last(
     }
     let mut acc = Acc::new(need);
     let mut left = len_k; // elements the current cell still needs
-    walk(src, 0..src.selection.n_elems(), |_, mut block| {
+    walk(src, |_, mut block| {
         while block.len() > 0 {
             let take = (left as usize).min(block.len());
             let (head, rest) = block.split_at(take);
@@ -635,7 +626,7 @@ fn along_outer(
         max_i: vec_i(i128::MIN, !float && need.minmax),
     };
     let plane = len_k * inner;
-    walk(src, 0..src.selection.n_elems(), |first, mut block| {
+    walk(src, |first, mut block| {
         let mut p = first;
         while block.len() > 0 {
             let j = p % inner;
