@@ -10,6 +10,10 @@
 //! wherever NumPy's guess is within one bin (always for float32, float64 and integers; NumPy's
 //! own float16 index arithmetic overflows for large bin counts, where arrayd stays exact).
 //!
+//! When the edges are not finite (a range wider than float64 holds) or not strictly increasing
+//! (more bins than the bin dtype can tell apart over the range) the answer is 400, where NumPy
+//! raises "Too many bins for data range" or returns non-finite edges.
+//!
 //! Without `range=`, the range is the min and max of the finite values (a first pass), or
 //! `0..1` when there are none; `lo == hi` widens to `lo - 0.5 .. hi + 0.5`. NaNs are counted
 //! in `nan_count`; ±Inf lie outside every finite range and are not counted.
@@ -152,6 +156,19 @@ pub fn histogram(
     }
     let bins = params.bins;
     let edges = edges(scalar, lo, hi, bins);
+    // NumPy raises here too ("Too many bins for data range"); a width past the float64 range
+    // gives non-finite edges, which NumPy would return as garbage.
+    if edges.iter().any(|e| !e.is_finite()) {
+        return Err(ReduceError::BadRange(format!(
+            "{lo:e},{hi:e} (its width overflows)"
+        )));
+    }
+    if edges.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(ReduceError::BadBins(format!(
+            "{bins} (too many for the range {lo:e},{hi:e} in {})",
+            src.dataset.dtype
+        )));
+    }
     let (first, last) = (edges[0], edges[bins as usize]);
     let scale = bins as f64 / (hi - lo);
     let top = bins as usize - 1;

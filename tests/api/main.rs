@@ -9,3 +9,5 @@ mod data;
 mod datasets;
 /// NumPy as ground truth, through the project's venv.
 mod numpy;
+/// `/stats`, `/histogram`, `/downsample`.
+mod stats;
