@@ -2,9 +2,9 @@
 //! over a selection's runs without materialising the selection.
 //!
 //! Every reducer is a pure synchronous function over a [`Source`] (dataset, selection, cancel
-//! flag). [`walk`] is the one loop that reads the map: it follows the planner's runs in output
+//! flag). `walk` is the one loop that reads the map: it follows the planner's runs in output
 //! order, gathers the elements into blocks of at most [`BLOCK_ELEMS`], decodes each block into a
-//! typed buffer ([`Block`]: `f64` for floats, `i64` for signed integers, `u64` for unsigned ones
+//! typed buffer (`Block`: `f64` for floats, `i64` for signed integers, `u64` for unsigned ones
 //! and bools) with one `match` on the dtype, and hands the block to the reducer. Between blocks
 //! it checks the cancel flag (the client went away) and, every [`CHECK_BYTES`], that the data
 //! file still covers the array (a truncated file would raise SIGBUS on the lost pages).

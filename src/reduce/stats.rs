@@ -5,7 +5,7 @@
 //! halves of its values in 64-bit lanes (no overflow within a block) and widens to `i128`, which
 //! holds the sum of any array a file can hold. Floats are widened to `f64`; each block of
 //! [`BLOCK_ELEMS`] is summed in [`LANES`] independent lanes (so the loop vectorises), the lanes
-//! are added as a tree, and block results are combined pairwise ([`Cascade`]), which bounds the
+//! are added as a tree, and block results are combined pairwise (`Cascade`), which bounds the
 //! error like NumPy's pairwise summation but in f64. Variance is one pass: each block's sum of
 //! squared deviations from its own mean (the block is still in L1), blocks merged with Chan's
 //! formula, pairwise too. min/max ignore NaN in the lanes; `nan=propagate` then turns any NaN
