@@ -16,6 +16,7 @@
 //! - [`selection`]: `slice=` (NumPy basic indexing) parsed against a shape.
 //! - [`plan`]: a selection on a C- or F-order layout → contiguous byte runs.
 //! - [`encode`]: runs → body chunks as JSON, CSV, bin or npy; content negotiation.
+//! - [`reduce`]: runs → aggregates (`/stats`, `/histogram`, `/downsample`), pure and sync.
 //! - [`npy`]: `.npy` header parse and write, pure.
 //! - [`dtype`]: NumPy type strings.
 
@@ -26,6 +27,7 @@ pub mod encode;
 pub mod http;
 pub mod npy;
 pub mod plan;
+pub mod reduce;
 pub mod registry;
 pub mod selection;
 

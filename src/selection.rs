@@ -298,6 +298,46 @@ impl Selection {
             .iter()
             .fold(1u64, |acc, a| acc.saturating_mul(a.len))
     }
+
+    /// The axis that varies fastest in output order (the last one with more than one element,
+    /// with its index), and this selection with that axis cut to its first element: the
+    /// selection of the first element of every output row. `None` when no axis has more than
+    /// one element.
+    pub fn row_starts(&self) -> Option<(Selection, usize, AxisSel)> {
+        let k = self.axes.iter().rposition(|a| a.len > 1)?;
+        let mut starts = self.clone();
+        starts.axes[k].len = 1;
+        Some((starts, k, self.axes[k]))
+    }
+
+    /// Splits the selection into at most `parts` selections along its first axis with more
+    /// than one element; each comes with the output position of its first element. Read in
+    /// order, the parts' elements are this selection's elements in output order. Reducers use
+    /// it to hand contiguous pieces of the output to different threads without walking the
+    /// runs before their piece.
+    pub fn split(&self, parts: u64) -> Vec<(Selection, u64)> {
+        let Some(k) = self.axes.iter().position(|a| a.len > 1) else {
+            return vec![(self.clone(), 0)];
+        };
+        let axis = self.axes[k];
+        let parts = parts.clamp(1, axis.len);
+        let per_index = self.n_elems() / axis.len;
+        (0..parts)
+            .map(|p| {
+                let from = axis.len * p / parts;
+                let to = axis.len * (p + 1) / parts;
+                let mut part = self.clone();
+                // `from < len`, so the new start is an index of the axis, as `start` was.
+                let start = i128::from(axis.start) + i128::from(axis.step) * i128::from(from);
+                part.axes[k] = AxisSel {
+                    start: u64::try_from(start).expect("index inside the axis"),
+                    len: to - from,
+                    ..axis
+                };
+                (part, from * per_index)
+            })
+            .collect()
+    }
 }
 
 impl AxisSel {

@@ -13,6 +13,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::encode::FormatError;
+use crate::reduce::ReduceError;
 use crate::selection::SelectionError;
 
 /// Result of a handler.
@@ -50,6 +51,9 @@ pub enum Error {
     /// `503`: no response head within `--request-timeout-secs`.
     #[error("no answer within {0} s")]
     Timeout(u64),
+    /// `400` for bad aggregate parameters or dtype; `500` when the data file cannot be read.
+    #[error(transparent)]
+    Reduce(#[from] ReduceError),
     /// `500`: a bug or an I/O failure; the message stays in the logs.
     #[error("internal error: {0}")]
     Internal(String),
@@ -85,6 +89,8 @@ impl Error {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
             Error::Unreadable(_) => (StatusCode::INTERNAL_SERVER_ERROR, "data_unreadable"),
+            Error::Reduce(e) if e.is_internal() => (StatusCode::INTERNAL_SERVER_ERROR, e.code()),
+            Error::Reduce(e) => (StatusCode::BAD_REQUEST, e.code()),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! The HTTP surface: application state, the router with its middleware, and `serve`.
 //!
-//! Handlers live one resource per file (`datasets`, `data`, `raw`); `stream` turns an encoding
-//! job into a streamed body; `range` parses `Range` headers and `cache` holds the validators
-//! and conditional requests of `/data` and `/raw`; `error` is the one error type every handler
-//! returns. Only this module and its children use axum.
+//! Handlers live one resource per file (`datasets`, `data`, `raw`, `stats` for the
+//! aggregates); `stream` turns an encoding job into a streamed body; `range` parses `Range`
+//! headers and `cache` holds the validators and conditional requests of `/data` and `/raw`;
+//! `error` is the one error type every handler returns. Only this module and its children use
+//! axum.
 
 mod cache;
 mod data;
@@ -13,6 +14,8 @@ mod extract;
 mod listener;
 mod range;
 mod raw;
+/// `/stats`, `/histogram`, `/downsample`.
+mod stats;
 mod stream;
 
 use std::future::Future;
@@ -101,6 +104,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/datasets/{name}", get(datasets::get))
         .route("/v1/datasets/{name}/data", get(data::get))
         .route("/v1/datasets/{name}/raw", get(raw::get))
+        // Aggregates.
+        .route("/v1/datasets/{name}/stats", get(stats::get_stats))
+        .route("/v1/datasets/{name}/histogram", get(stats::get_histogram))
+        .route("/v1/datasets/{name}/downsample", get(stats::get_downsample))
         .fallback(|req: Request| async move {
             Error::NoRoute(req.uri().path().chars().take(200).collect())
         })

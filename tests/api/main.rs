@@ -11,3 +11,5 @@ mod datasets;
 mod numpy;
 /// `/raw`: byte ranges, multipart, validators and conditional requests, real curl.
 mod raw;
+/// `/stats`, `/histogram`, `/downsample`.
+mod stats;

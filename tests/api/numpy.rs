@@ -42,3 +42,19 @@ async fn every_selection_matches_numpy_in_every_format() {
     let app = spawn_app(Path::new(data)).await;
     run_script(&python, "check_data.py", &[&app.base, data, "--seed", "7"]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregates_match_numpy() {
+    let python = python().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    run_script(&python, "make_fixtures.py", &[data, "--seed", "11"]).await;
+    let app = spawn_app(Path::new(data)).await;
+    run_script(
+        &python,
+        "check_stats.py",
+        &[&app.base, data, "--seed", "11"],
+    )
+    .await;
+}

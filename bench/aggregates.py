@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""Aggregates over HTTP vs NumPy in-process, on the same page-cached file.
+
+    aggregates.py --base URL --dataset NAME --path FILE.npy
+                  [--downsample-dataset NAME --downsample-path FILE.npy] [--reps N]
+
+Times (median of --reps runs, after one warm-up):
+  * GET /stats?ops=sum and /stats (all ops), whole array and slice=::3,::7,
+    against NumPy on np.load(path, mmap_mode='r'): np.sum(a) and
+    (a.size, a.sum(), a.mean(), a.min(), a.max(), a.std(), a.var());
+  * GET /downsample?buckets=2000 of the 1-d series (arrayd only).
+Prints a table with the medians and the ratio arrayd / NumPy (lower is better).
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+import requests
+
+
+def median_time(fn, reps):
+    fn()  # warm-up (page tables, connection)
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base", required=True)
+    ap.add_argument("--dataset", required=True)
+    ap.add_argument("--path", required=True)
+    ap.add_argument("--downsample-dataset")
+    ap.add_argument("--downsample-path")
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+
+    session = requests.Session()
+    a = np.load(args.path, mmap_mode="r")
+
+    def http(endpoint, **params):
+        def go():
+            r = session.get("%s/v1/datasets/%s/%s" % (args.base, args.dataset if endpoint != "downsample"
+                                                     else args.downsample_dataset, endpoint), params=params)
+            r.raise_for_status()
+            return r.json()
+        return go
+
+    def all_ops(x, axis=None):
+        return (x.size, x.sum(axis=axis), x.mean(axis=axis), x.min(axis=axis), x.max(axis=axis),
+                x.std(axis=axis), x.var(axis=axis))
+
+    strided = a[::3, ::7] if a.ndim == 2 else a[::21]
+    rows = [
+        ("sum, whole", http("stats", ops="sum"), lambda: np.sum(a)),
+        ("all ops, whole", http("stats"), lambda: all_ops(a)),
+        ("sum, ::3,::7", http("stats", ops="sum", slice="::3,::7"), lambda: np.sum(strided)),
+        ("all ops, ::3,::7", http("stats", slice="::3,::7"), lambda: all_ops(strided)),
+        ("sum, axis=0", http("stats", ops="sum", axis="0"), lambda: np.sum(a, axis=0)),
+        ("all ops, axis=0", http("stats", axis="0"), lambda: all_ops(a, 0)),
+        ("all ops, axis=-1", http("stats", axis="-1"), lambda: all_ops(a, -1)),
+    ]
+    # Same answers (within float32 accumulation error of NumPy's own sum).
+    got = http("stats")()
+    ref = float(np.sum(a, dtype=np.float64))
+    assert abs(got["sum"] - ref) <= 1e-6 * max(1.0, float(np.sum(np.abs(a[:64]))) * a.size / 64), (got, ref)
+
+    print("%-22s %12s %12s %8s" % ("what", "arrayd (s)", "numpy (s)", "ratio"))
+    for name, ours, theirs in rows:
+        t_ours = median_time(ours, args.reps)
+        t_np = median_time(theirs, args.reps)
+        print("%-22s %12.4f %12.4f %8.2f" % (name, t_ours, t_np, t_ours / t_np))
+    if args.downsample_dataset:
+        n = np.load(args.downsample_path, mmap_mode="r").shape[0]
+        t = median_time(http("downsample", buckets=2000), max(1, args.reps // 2))
+        print("%-22s %12.4f %12s %8s   (%d elements, %.1f GB/s)" % ("downsample 2000", t, "-", "-", n,
+                                                                    n * 4 / t / 1e9))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+//! `/downsample`: M4 buckets of a 1-d selection for line charts (DESIGN "/downsample"; Jugel et
+//! al., "M4: A Visualization-Oriented Time Series Data Aggregation", VLDB 2014).
+//!
+//! The `n` elements split into `B = min(buckets, n)` buckets, bucket `i` covering
+//! `[floor(i*n/B), floor((i+1)*n/B))`, so no bucket is empty. Per bucket: `first` and `last`
+//! (the raw elements, NaN included), and `min`, `max` with their positions `argmin`, `argmax`
+//! (indices into the selection), NaNs ignored, ties to the first occurrence; a bucket of NaNs
+//! only has `null` for all four. Drawing the polyline through first, min, max and last of each
+//! bucket, in index order, lights the same pixels as drawing every point when each bucket
+//! maps to one pixel column.
+//!
+//! Each block is cut at bucket boundaries; each piece's min and max come from a vectorised lane
+//! loop, and the piece is scanned for the position only when it improves on the bucket.
+
+// The lane loops index `acc[l]` and `chunk[l]` together on purpose: that form vectorises.
+#![allow(clippy::needless_range_loop)]
+
+use super::{walk, Block, Num, ReduceError, Source, Value, MAX_RESULT_ENTRIES};
+use crate::encode::number::Style;
+
+/// A parsed `/downsample` request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownsampleParams {
+    /// Buckets asked for, `1..=1,000,000`.
+    pub buckets: u64,
+}
+
+impl DownsampleParams {
+    /// Parses `buckets=` (required).
+    ///
+    /// # Errors
+    /// [`ReduceError::BadBuckets`] when absent, not an integer, or outside `1..=1,000,000`.
+    pub fn parse(buckets: Option<&str>) -> Result<DownsampleParams, ReduceError> {
+        let text = buckets.unwrap_or("");
+        let buckets = text
+            .parse::<u64>()
+            .ok()
+            .filter(|b| (1..=MAX_RESULT_ENTRIES).contains(b))
+            .ok_or_else(|| ReduceError::BadBuckets(text.chars().take(40).collect()))?;
+        Ok(DownsampleParams { buckets })
+    }
+}
+
+/// The answer of `/downsample`: parallel arrays, one entry per bucket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownsampleResult {
+    /// First selection index of each bucket.
+    pub start: Vec<u64>,
+    /// First element of each bucket.
+    pub first: Vec<Num>,
+    /// Last element of each bucket.
+    pub last: Vec<Num>,
+    /// Smallest non-NaN element, `Null` when there is none.
+    pub min: Vec<Num>,
+    /// Largest non-NaN element, `Null` when there is none.
+    pub max: Vec<Num>,
+    /// Selection index of the first smallest element.
+    pub argmin: Vec<Option<u64>>,
+    /// Selection index of the first largest element.
+    pub argmax: Vec<Option<u64>>,
+}
+
+impl DownsampleResult {
+    /// The JSON object of parallel arrays.
+    pub fn to_json(&self, style: Style) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + 120 * self.start.len());
+        let idx = |v: &[Option<u64>]| {
+            v.iter()
+                .map(|o| o.map_or(Num::Null, |i| Num::Int(i.into())))
+                .collect::<Vec<_>>()
+        };
+        let start: Vec<Num> = self.start.iter().map(|&s| Num::Int(s.into())).collect();
+        let fields: [(&str, &[Num]); 7] = [
+            ("start", &start),
+            ("first", &self.first),
+            ("last", &self.last),
+            ("min", &self.min),
+            ("max", &self.max),
+            ("argmin", &idx(&self.argmin)),
+            ("argmax", &idx(&self.argmax)),
+        ];
+        out.push(b'{');
+        for (i, (name, values)) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":[");
+            for (j, v) in values.iter().enumerate() {
+                if j > 0 {
+                    out.push(b',');
+                }
+                v.write_json(&mut out, style);
+            }
+            out.push(b']');
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// One bucket being filled.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    first: Option<Value>,
+    last: Option<Value>,
+    min: Option<(Value, u64)>,
+    max: Option<(Value, u64)>,
+}
+
+/// Computes the M4 buckets of the 1-d selection of `src`.
+///
+/// # Errors
+/// [`ReduceError::UnsupportedDtype`] for complex data, [`ReduceError::Not1d`] unless the
+/// selection's output is 1-d, [`ReduceError::Cancelled`] and [`ReduceError::Unreadable`] from
+/// the walk.
+pub fn downsample(
+    src: &Source<'_>,
+    params: &DownsampleParams,
+) -> Result<DownsampleResult, ReduceError> {
+    src.check_dtype()?;
+    let shape = src.selection.out_shape();
+    if shape.len() != 1 {
+        return Err(ReduceError::Not1d(shape));
+    }
+    let n = shape[0];
+    let b = params.buckets.min(n);
+    let bound = |i: u64| (u128::from(i) * u128::from(n) / u128::from(b.max(1))) as u64;
+    let mut result = DownsampleResult {
+        start: (0..b).map(bound).collect(),
+        first: Vec::with_capacity(b as usize),
+        last: Vec::with_capacity(b as usize),
+        min: Vec::with_capacity(b as usize),
+        max: Vec::with_capacity(b as usize),
+        argmin: Vec::with_capacity(b as usize),
+        argmax: Vec::with_capacity(b as usize),
+    };
+    let scalar = src.dataset.dtype.scalar;
+    let fresh = Bucket {
+        first: None,
+        last: None,
+        min: None,
+        max: None,
+    };
+    let mut bucket = fresh;
+    let mut index = 0u64; // bucket being filled
+    let mut end = bound(1);
+    let finish = |bucket: &Bucket, result: &mut DownsampleResult| {
+        let el = |v: Option<Value>| v.map_or(Num::Null, |v| Num::element(scalar, v));
+        result.first.push(el(bucket.first));
+        result.last.push(el(bucket.last));
+        result.min.push(el(bucket.min.map(|m| m.0)));
+        result.max.push(el(bucket.max.map(|m| m.0)));
+        result.argmin.push(bucket.min.map(|m| m.1));
+        result.argmax.push(bucket.max.map(|m| m.1));
+    };
+    walk(src, |first, block| {
+        let mut p = first;
+        let mut rest = block;
+        while rest.len() > 0 {
+            let take = ((end - p) as usize).min(rest.len());
+            let (head, tail) = rest.split_at(take);
+            piece(&mut bucket, p, head);
+            p += take as u64;
+            rest = tail;
+            if p == end {
+                finish(&bucket, &mut result);
+                bucket = fresh;
+                index += 1;
+                end = bound(index + 1);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(result)
+}
+
+/// Folds the consecutive elements `block`, starting at selection index `p`, into `bucket`.
+fn piece(bucket: &mut Bucket, p: u64, block: Block<'_>) {
+    let at = |i: usize| match block {
+        Block::F(x) => Value::F(x[i]),
+        Block::I(x) => Value::I(x[i]),
+        Block::U(x) => Value::U(x[i]),
+    };
+    if block.len() == 0 {
+        return;
+    }
+    if bucket.first.is_none() {
+        bucket.first = Some(at(0));
+    }
+    bucket.last = Some(at(block.len() - 1));
+    // Position of the piece's min and max (first occurrences), if it has a non-NaN element.
+    let found = match block {
+        Block::F(x) => {
+            let (mn, mx) = float_minmax(x);
+            (mn <= mx).then(|| {
+                let i = x.iter().position(|&v| v == mn).unwrap_or(0);
+                let j = x.iter().position(|&v| v == mx).unwrap_or(0);
+                (i, j)
+            })
+        }
+        Block::I(x) => {
+            let (mn, mx) = (x.iter().min(), x.iter().max());
+            mn.zip(mx).map(|(mn, mx)| {
+                let i = x.iter().position(|v| v == mn).unwrap_or(0);
+                let j = x.iter().position(|v| v == mx).unwrap_or(0);
+                (i, j)
+            })
+        }
+        Block::U(x) => {
+            let (mn, mx) = (x.iter().min(), x.iter().max());
+            mn.zip(mx).map(|(mn, mx)| {
+                let i = x.iter().position(|v| v == mn).unwrap_or(0);
+                let j = x.iter().position(|v| v == mx).unwrap_or(0);
+                (i, j)
+            })
+        }
+    };
+    let Some((i, j)) = found else { return };
+    let (vi, vj) = (at(i), at(j));
+    if bucket.min.is_none_or(|(m, _)| less(vi, m)) {
+        bucket.min = Some((vi, p + i as u64));
+    }
+    if bucket.max.is_none_or(|(m, _)| less(m, vj)) {
+        bucket.max = Some((vj, p + j as u64));
+    }
+}
+
+/// `a < b` for two values of the same kind.
+fn less(a: Value, b: Value) -> bool {
+    match (a, b) {
+        (Value::F(a), Value::F(b)) => a < b,
+        (Value::I(a), Value::I(b)) => a < b,
+        (Value::U(a), Value::U(b)) => a < b,
+        _ => false,
+    }
+}
+
+/// Min and max of the non-NaN values (`+inf > -inf` when there are none).
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn float_minmax(x: &[f64]) -> (f64, f64) {
+    const LANES: usize = super::stats::LANES;
+    let mut mn = [f64::INFINITY; LANES];
+    let mut mx = [f64::NEG_INFINITY; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            mn[l] = if c[l] < mn[l] { c[l] } else { mn[l] };
+            mx[l] = if c[l] > mx[l] { c[l] } else { mx[l] };
+        }
+    }
+    for (l, &v) in rest.iter().enumerate() {
+        mn[l] = if v < mn[l] { v } else { mn[l] };
+        mx[l] = if v > mx[l] { v } else { mx[l] };
+    }
+    let min = mn
+        .iter()
+        .fold(f64::INFINITY, |a, &b| if b < a { b } else { a });
+    let max = mx
+        .iter()
+        .fold(f64::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    (min, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_parse() {
+        assert_eq!(DownsampleParams::parse(Some("7")).unwrap().buckets, 7);
+        for bad in [None, Some("0"), Some("1000001"), Some("x"), Some("-3")] {
+            assert_eq!(
+                DownsampleParams::parse(bad).unwrap_err().code(),
+                "bad_buckets"
+            );
+        }
+    }
+
+    #[test]
+    fn pieces_keep_the_first_extreme() {
+        let mut b = Bucket {
+            first: None,
+            last: None,
+            min: None,
+            max: None,
+        };
+        piece(&mut b, 10, Block::F(&[f64::NAN, 2.0, 1.0, 1.0, 5.0]));
+        piece(&mut b, 15, Block::F(&[1.0, 5.0, f64::NAN]));
+        assert!(matches!(b.first, Some(Value::F(v)) if v.is_nan()));
+        assert!(matches!(b.last, Some(Value::F(v)) if v.is_nan()));
+        assert_eq!(b.min, Some((Value::F(1.0), 12)));
+        assert_eq!(b.max, Some((Value::F(5.0), 14)));
+        let mut all_nan = Bucket {
+            first: None,
+            last: None,
+            min: None,
+            max: None,
+        };
+        piece(&mut all_nan, 0, Block::F(&[f64::NAN; 3]));
+        assert_eq!((all_nan.min, all_nan.max), (None, None));
+    }
+}

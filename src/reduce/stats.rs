@@ -1,0 +1,879 @@
+//! `/stats`: count, sum, mean, min, max, std and var of a selection, over all of it or along
+//! one axis of its output shape (DESIGN "/stats").
+//!
+//! **Accuracy.** Integer and bool sums are exact: each block sums the high and low 32-bit
+//! halves of its values in 64-bit lanes (no overflow within a block) and widens to `i128`, which
+//! holds the sum of any array a file can hold. Floats are widened to `f64`; each block of
+//! [`BLOCK_ELEMS`] is summed in [`LANES`] independent lanes (so the loop vectorises), the lanes
+//! are added as a tree, and block results are combined pairwise (`Cascade`), which bounds the
+//! error like NumPy's pairwise summation but in f64. Variance is one pass: each block's sum of
+//! squared deviations from its own mean (the block is still in L1), blocks merged with Chan's
+//! formula, pairwise too. min/max ignore NaN in the lanes; `nan=propagate` then turns any NaN
+//! into a NaN result, as `np.min` does.
+//!
+//! **Along an axis.** With `axis=k` the reduced cells are the output shape without `k`. When
+//! `k` is the last axis each cell's elements are consecutive in output order and reduce like the
+//! whole selection; otherwise consecutive elements belong to consecutive cells and are
+//! accumulated column-wise (Welford's update for the variance), sequentially along the axis as
+//! NumPy itself does for a non-contiguous axis.
+
+// The lane loops index `acc[l]` and `chunk[l]` together on purpose: that form vectorises.
+#![allow(clippy::needless_range_loop)]
+
+use std::ops::Range;
+
+use super::{walk, Block, Kind, Num, ReduceError, Source, Value, BLOCK_ELEMS, MAX_RESULT_ENTRIES};
+use crate::encode::number::Style;
+
+/// Independent accumulators per block loop: enough for the compiler to fill every vector lane
+/// of AVX2 several times over (NOTES-rust §6: 16 f64 lanes ran at memory speed).
+pub const LANES: usize = 16;
+
+/// One aggregate of `ops=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Number of elements (non-NaN ones with `nan=ignore`).
+    Count,
+    /// Sum; exact for integers and bools.
+    Sum,
+    /// Arithmetic mean, in f64.
+    Mean,
+    /// Smallest element.
+    Min,
+    /// Largest element.
+    Max,
+    /// Standard deviation with `ddof`.
+    Std,
+    /// Variance with `ddof`.
+    Var,
+}
+
+impl Op {
+    /// Every op, in the order a request without `ops=` gets them.
+    pub const ALL: [Op; 7] = [
+        Op::Count,
+        Op::Sum,
+        Op::Mean,
+        Op::Min,
+        Op::Max,
+        Op::Std,
+        Op::Var,
+    ];
+
+    /// The name used in `ops=` and as the answer's key.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Count => "count",
+            Op::Sum => "sum",
+            Op::Mean => "mean",
+            Op::Min => "min",
+            Op::Max => "max",
+            Op::Std => "std",
+            Op::Var => "var",
+        }
+    }
+}
+
+/// How NaN elements count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NanPolicy {
+    /// Like `np.sum`, `np.min`: one NaN makes the result NaN.
+    Propagate,
+    /// Like `np.nansum`, `np.nanmin`: NaNs are left out (and out of `count`).
+    Ignore,
+}
+
+/// A parsed `/stats` request, checked against the selection's output dimensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsParams {
+    /// Ops in the order asked, without repeats.
+    pub ops: Vec<Op>,
+    /// Output axis to reduce along, resolved to `0..ndim`; `None` reduces everything.
+    pub axis: Option<usize>,
+    /// Delta degrees of freedom of `std` and `var`.
+    pub ddof: u64,
+    /// NaN handling.
+    pub nan: NanPolicy,
+}
+
+impl StatsParams {
+    /// Parses the query values of `/stats` for a selection with `ndim` output dimensions.
+    ///
+    /// # Errors
+    /// [`ReduceError::BadOp`], [`ReduceError::BadAxis`], [`ReduceError::BadDdof`] or
+    /// [`ReduceError::BadNan`] naming the bad value.
+    pub fn parse(
+        ops: Option<&str>,
+        axis: Option<&str>,
+        ddof: Option<&str>,
+        nan: Option<&str>,
+        ndim: usize,
+    ) -> Result<StatsParams, ReduceError> {
+        let clip = |s: &str| s.chars().take(40).collect::<String>();
+        let ops = match ops {
+            None => Op::ALL.to_vec(),
+            Some(text) => {
+                let mut ops = Vec::new();
+                for name in text.split(',') {
+                    let op = Op::ALL
+                        .into_iter()
+                        .find(|op| op.name() == name)
+                        .ok_or_else(|| ReduceError::BadOp(clip(name)))?;
+                    if !ops.contains(&op) {
+                        ops.push(op);
+                    }
+                }
+                ops
+            }
+        };
+        let axis = match axis {
+            None => None,
+            Some(text) => {
+                let bad = || ReduceError::BadAxis {
+                    axis: clip(text),
+                    ndim,
+                };
+                let k: i64 = text.parse().map_err(|_| bad())?;
+                let ndim_i = i64::try_from(ndim).map_err(|_| bad())?;
+                let k = if k < 0 { k + ndim_i } else { k };
+                if !(0..ndim_i).contains(&k) {
+                    return Err(bad());
+                }
+                Some(usize::try_from(k).map_err(|_| bad())?)
+            }
+        };
+        let ddof = match ddof {
+            None => 0,
+            Some(text) => text
+                .parse::<u64>()
+                .map_err(|_| ReduceError::BadDdof(clip(text)))?,
+        };
+        let nan = match nan {
+            None | Some("propagate") => NanPolicy::Propagate,
+            Some("ignore") => NanPolicy::Ignore,
+            Some(other) => return Err(ReduceError::BadNan(clip(other))),
+        };
+        Ok(StatsParams {
+            ops,
+            axis,
+            ddof,
+            nan,
+        })
+    }
+}
+
+/// The answer of `/stats`: per op, one value per reduced cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsResult {
+    /// The ops, in answer order.
+    pub ops: Vec<Op>,
+    /// Shape of each op's value: empty without `axis`.
+    pub shape: Vec<u64>,
+    /// `values[i]` holds op `ops[i]` for every cell, in C order of `shape`.
+    pub values: Vec<Vec<Num>>,
+}
+
+impl StatsResult {
+    /// The JSON object `{"count": ..., "sum": ..., ...}`.
+    pub fn to_json(&self, style: Style) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + 24 * self.values.len() * self.values[0].len());
+        out.push(b'{');
+        for (i, (op, values)) in self.ops.iter().zip(&self.values).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'"');
+            out.extend_from_slice(op.name().as_bytes());
+            out.extend_from_slice(b"\":");
+            super::write_nested(&mut out, &self.shape, values, style);
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+/// Computes `params` over the selection of `src`, on up to `threads` threads (used only
+/// without `axis`, where the selection splits into contiguous ranges of its output order).
+///
+/// # Errors
+/// [`ReduceError::UnsupportedDtype`] for complex data, [`ReduceError::TooLarge`] when `axis`
+/// leaves more than [`MAX_RESULT_ENTRIES`] cells, [`ReduceError::Cancelled`] and
+/// [`ReduceError::Unreadable`] from the walk.
+pub fn stats(
+    src: &Source<'_>,
+    params: &StatsParams,
+    threads: usize,
+) -> Result<StatsResult, ReduceError> {
+    src.check_dtype()?;
+    let kind = src.kind();
+    let need = Need {
+        minmax: params.ops.iter().any(|op| matches!(op, Op::Min | Op::Max)),
+        m2: params.ops.iter().any(|op| matches!(op, Op::Std | Op::Var)),
+        nan_aware: params.nan == NanPolicy::Ignore,
+    };
+    let out_shape = src.selection.out_shape();
+    let n = src.selection.n_elems();
+    let (shape, summaries) = match params.axis {
+        None => (Vec::new(), vec![whole(src, need, n, threads.max(1))?]),
+        Some(k) => {
+            let mut shape = out_shape.clone();
+            let len_k = shape.remove(k);
+            let cells = shape
+                .iter()
+                .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+                .filter(|&c| c <= MAX_RESULT_ENTRIES)
+                .ok_or_else(|| {
+                    ReduceError::TooLarge(shape.iter().fold(1u64, |a, &d| a.saturating_mul(d)))
+                })?;
+            let inner: u64 = out_shape[k + 1..].iter().product();
+            let summaries = if inner == 1 || len_k == 0 || cells == 0 {
+                along_last(src, kind, need, cells, len_k)?
+            } else {
+                along_outer(src, kind, need, cells, len_k, inner)?
+            };
+            (shape, summaries)
+        }
+    };
+    let scalar = src.dataset.dtype.scalar;
+    let values = params
+        .ops
+        .iter()
+        .map(|&op| {
+            summaries
+                .iter()
+                .map(|s| s.value(op, kind, scalar, params))
+                .collect()
+        })
+        .collect();
+    Ok(StatsResult {
+        ops: params.ops.clone(),
+        shape,
+        values,
+    })
+}
+
+/// What the requested ops need computed.
+#[derive(Debug, Clone, Copy)]
+struct Need {
+    minmax: bool,
+    m2: bool,
+    /// NaNs must be counted and left out of sums (`nan=ignore`); min/max and m2 imply it too.
+    nan_aware: bool,
+}
+
+impl Need {
+    /// Float blocks can take the plain-sum loop: NaNs then propagate through the sum itself.
+    fn plain_sum(self) -> bool {
+        !self.minmax && !self.m2 && !self.nan_aware
+    }
+}
+
+/// Count, sum and sum of squared deviations from the mean of a set of (non-NaN) values.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Moments {
+    n: f64,
+    sum: f64,
+    m2: f64,
+}
+
+impl Moments {
+    /// Chan, Golub and LeVeque's pairwise update of the squared deviations.
+    fn merge(a: Moments, b: Moments, with_m2: bool) -> Moments {
+        let n = a.n + b.n;
+        let mut m2 = a.m2 + b.m2;
+        if with_m2 && a.n > 0.0 && b.n > 0.0 {
+            let d = a.sum / a.n - b.sum / b.n;
+            m2 += d * d * (a.n * b.n / n);
+        }
+        Moments {
+            n,
+            sum: a.sum + b.sum,
+            m2,
+        }
+    }
+}
+
+/// Pairwise combination of block moments: a binary counter of partial results, so block `i`
+/// is merged with its neighbour at each level, like NumPy's pairwise recursion, in O(log n)
+/// memory.
+#[derive(Debug)]
+struct Cascade {
+    stack: Vec<(u32, Moments)>,
+    with_m2: bool,
+}
+
+impl Cascade {
+    fn new(with_m2: bool) -> Cascade {
+        Cascade {
+            stack: Vec::new(),
+            with_m2,
+        }
+    }
+
+    fn push(&mut self, mut m: Moments) {
+        let mut level = 0;
+        while let Some(&(top_level, top)) = self.stack.last() {
+            if top_level != level {
+                break;
+            }
+            self.stack.pop();
+            m = Moments::merge(top, m, self.with_m2);
+            level += 1;
+        }
+        self.stack.push((level, m));
+    }
+
+    fn finish(&mut self) -> Moments {
+        let mut acc = Moments::default();
+        while let Some((_, m)) = self.stack.pop() {
+            acc = Moments::merge(m, acc, self.with_m2);
+        }
+        acc
+    }
+}
+
+/// Everything any op needs about one reduced cell.
+#[derive(Debug, Clone, Copy)]
+struct Summary {
+    /// Elements, NaN included.
+    n: u64,
+    /// NaN elements (counted only when `Need::nan_aware` or min/max/m2 are asked).
+    n_nan: u64,
+    /// Exact sum, for integer kinds.
+    sum_int: i128,
+    /// Moments of the non-NaN values (of all values for the plain-sum path).
+    moments: Moments,
+    min_f: f64,
+    max_f: f64,
+    min_i: i128,
+    max_i: i128,
+}
+
+impl Summary {
+    fn empty() -> Summary {
+        Summary {
+            n: 0,
+            n_nan: 0,
+            sum_int: 0,
+            moments: Moments::default(),
+            min_f: f64::INFINITY,
+            max_f: f64::NEG_INFINITY,
+            min_i: i128::MAX,
+            max_i: i128::MIN,
+        }
+    }
+
+    fn merge(a: Summary, b: Summary) -> Summary {
+        Summary {
+            n: a.n + b.n,
+            n_nan: a.n_nan + b.n_nan,
+            sum_int: a.sum_int + b.sum_int,
+            moments: Moments::merge(a.moments, b.moments, true),
+            min_f: if b.min_f < a.min_f { b.min_f } else { a.min_f },
+            max_f: if b.max_f > a.max_f { b.max_f } else { a.max_f },
+            min_i: a.min_i.min(b.min_i),
+            max_i: a.max_i.max(b.max_i),
+        }
+    }
+
+    /// The value of `op` for this cell, NumPy's way (computed in f64, NaN and ±Inf later
+    /// printed as `null` or strings).
+    fn value(&self, op: Op, kind: Kind, scalar: crate::dtype::Scalar, p: &StatsParams) -> Num {
+        let float = kind == Kind::Float;
+        let n_valid = self.n - self.n_nan;
+        let poisoned = float && p.nan == NanPolicy::Propagate && self.n_nan > 0;
+        let nan = Num::F64(f64::NAN);
+        match op {
+            Op::Count => Num::Int(i128::from(match p.nan {
+                NanPolicy::Propagate => self.n,
+                NanPolicy::Ignore => n_valid,
+            })),
+            Op::Sum if !float => Num::Int(self.sum_int),
+            Op::Sum if poisoned => nan,
+            Op::Sum => Num::F64(self.moments.sum),
+            Op::Mean if n_valid == 0 => Num::Null,
+            Op::Mean if !float => Num::F64(self.sum_int as f64 / self.n as f64),
+            Op::Mean if poisoned => nan,
+            Op::Mean => Num::F64(self.moments.sum / self.moments.n),
+            Op::Min | Op::Max if n_valid == 0 => Num::Null,
+            Op::Min | Op::Max if poisoned => nan,
+            Op::Min | Op::Max => {
+                let v = match (kind, op == Op::Min) {
+                    (Kind::Float, true) => Value::F(self.min_f),
+                    (Kind::Float, false) => Value::F(self.max_f),
+                    (Kind::Signed, true) => Value::I(self.min_i as i64),
+                    (Kind::Signed, false) => Value::I(self.max_i as i64),
+                    (Kind::Unsigned, true) => Value::U(self.min_i as u64),
+                    (Kind::Unsigned, false) => Value::U(self.max_i as u64),
+                };
+                Num::element(scalar, v)
+            }
+            Op::Std | Op::Var if poisoned => nan,
+            Op::Std | Op::Var => {
+                // NumPy divides by max(n - ddof, 0): 0 gives inf or nan (a warning), so null.
+                let dof = n_valid.saturating_sub(p.ddof);
+                if dof == 0 {
+                    return Num::Null;
+                }
+                let var = self.moments.m2 / dof as f64;
+                Num::F64(if op == Op::Std { var.sqrt() } else { var })
+            }
+        }
+    }
+}
+
+/// Accumulates blocks whose elements all belong to one cell.
+#[derive(Debug)]
+struct Acc {
+    need: Need,
+    cascade: Cascade,
+    s: Summary,
+}
+
+impl Acc {
+    fn new(need: Need) -> Acc {
+        Acc {
+            need,
+            cascade: Cascade::new(need.m2),
+            s: Summary::empty(),
+        }
+    }
+
+    fn add(&mut self, block: Block<'_>) {
+        let s = &mut self.s;
+        s.n += block.len() as u64;
+        let moments = match block {
+            Block::F(x) if self.need.plain_sum() => Moments {
+                n: x.len() as f64,
+                sum: float_sum(x),
+                m2: 0.0,
+            },
+            Block::F(x) => {
+                let (sum, n_valid, min, max) = float_full(x);
+                s.n_nan += x.len() as u64 - n_valid as u64;
+                if min < s.min_f {
+                    s.min_f = min;
+                }
+                if max > s.max_f {
+                    s.max_f = max;
+                }
+                let m2 = if self.need.m2 && n_valid > 0.0 {
+                    float_m2(x, sum / n_valid)
+                } else {
+                    0.0
+                };
+                Moments {
+                    n: n_valid,
+                    sum,
+                    m2,
+                }
+            }
+            Block::I(x) => {
+                let (sum, min, max) = signed_block(x);
+                self.int_moments(sum, i128::from(min), i128::from(max), x.len(), |mean| {
+                    int_m2(x.iter().map(|&v| v as f64), mean)
+                })
+            }
+            Block::U(x) => {
+                let (sum, min, max) = unsigned_block(x);
+                self.int_moments(sum, i128::from(min), i128::from(max), x.len(), |mean| {
+                    int_m2(x.iter().map(|&v| v as f64), mean)
+                })
+            }
+        };
+        self.cascade.push(moments);
+    }
+
+    fn int_moments(
+        &mut self,
+        sum: i128,
+        min: i128,
+        max: i128,
+        len: usize,
+        m2: impl FnOnce(f64) -> f64,
+    ) -> Moments {
+        let s = &mut self.s;
+        s.sum_int += sum;
+        s.min_i = s.min_i.min(min);
+        s.max_i = s.max_i.max(max);
+        let n = len as f64;
+        let sum = sum as f64;
+        Moments {
+            n,
+            sum,
+            m2: if self.need.m2 && len > 0 {
+                m2(sum / n)
+            } else {
+                0.0
+            },
+        }
+    }
+
+    fn finish(mut self) -> Summary {
+        self.s.moments = self.cascade.finish();
+        self.s
+    }
+}
+
+/// The whole selection as one cell, split over up to `threads` threads along its first axis.
+fn whole(src: &Source<'_>, need: Need, n: u64, threads: usize) -> Result<Summary, ReduceError> {
+    let one = |src: &Source<'_>| -> Result<Summary, ReduceError> {
+        let mut acc = Acc::new(need);
+        walk(src, |_, block| {
+            acc.add(block);
+            Ok(())
+        })?;
+        Ok(acc.finish())
+    };
+    // Below a few MiB a second thread costs more than it saves.
+    let threads = if n < (1 << 20) { 1 } else { threads as u64 };
+    if threads <= 1 {
+        return one(src);
+    }
+    let parts = src.selection.split(threads);
+    let results: Vec<Result<Summary, ReduceError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|(selection, _)| {
+                let part = Source { selection, ..*src };
+                scope.spawn(move || one(&part))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
+    let mut total = Summary::empty();
+    for part in results {
+        total = Summary::merge(total, part?);
+    }
+    Ok(total)
+}
+
+/// Cells whose elements are consecutive in output order: each cell is `len_k` elements.
+fn along_last(
+    src: &Source<'_>,
+    kind: Kind,
+    need: Need,
+    cells: u64,
+    len_k: u64,
+) -> Result<Vec<Summary>, ReduceError> {
+    let _ = kind;
+    let mut out = Vec::with_capacity(cells as usize);
+    if len_k == 0 {
+        out.resize(cells as usize, Summary::empty());
+        return Ok(out);
+    }
+    let mut acc = Acc::new(need);
+    let mut left = len_k; // elements the current cell still needs
+    walk(src, |_, mut block| {
+        while block.len() > 0 {
+            let take = (left as usize).min(block.len());
+            let (head, rest) = block.split_at(take);
+            acc.add(head);
+            block = rest;
+            left -= take as u64;
+            if left == 0 {
+                out.push(std::mem::replace(&mut acc, Acc::new(need)).finish());
+                left = len_k;
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Per-cell running values for reductions along a non-last axis (struct of arrays, so the
+/// column-wise update vectorises where it can).
+struct Columns {
+    need: Need,
+    n_valid: Vec<f64>,
+    sum: Vec<f64>,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+    min_f: Vec<f64>,
+    max_f: Vec<f64>,
+    sum_int: Vec<i128>,
+    min_i: Vec<i128>,
+    max_i: Vec<i128>,
+}
+
+/// Cells whose consecutive elements sit `inner` apart: element at output position `p` goes to
+/// cell `(p / (len_k * inner)) * inner + p % inner`.
+fn along_outer(
+    src: &Source<'_>,
+    kind: Kind,
+    need: Need,
+    cells: u64,
+    len_k: u64,
+    inner: u64,
+) -> Result<Vec<Summary>, ReduceError> {
+    let c = cells as usize;
+    let float = kind == Kind::Float;
+    let vec_f = |v: f64, on: bool| if on { vec![v; c] } else { Vec::new() };
+    let vec_i = |v: i128, on: bool| if on { vec![v; c] } else { Vec::new() };
+    let mut cols = Columns {
+        need,
+        n_valid: vec_f(0.0, true),
+        sum: vec_f(0.0, float),
+        mean: vec_f(0.0, need.m2),
+        m2: vec_f(0.0, need.m2),
+        min_f: vec_f(f64::INFINITY, float && need.minmax),
+        max_f: vec_f(f64::NEG_INFINITY, float && need.minmax),
+        sum_int: vec_i(0, !float),
+        min_i: vec_i(i128::MAX, !float && need.minmax),
+        max_i: vec_i(i128::MIN, !float && need.minmax),
+    };
+    let plane = len_k * inner;
+    walk(src, |first, mut block| {
+        let mut p = first;
+        while block.len() > 0 {
+            let j = p % inner;
+            let cell = (p / plane * inner + j) as usize;
+            let take = ((inner - j) as usize).min(block.len());
+            let (head, rest) = block.split_at(take);
+            cols.add(cell, head);
+            block = rest;
+            p += take as u64;
+        }
+        Ok(())
+    })?;
+    let n = len_k;
+    Ok((0..c)
+        .map(|i| {
+            let mut s = Summary::empty();
+            s.n = n;
+            s.n_nan = n - cols.n_valid[i] as u64;
+            if float {
+                s.moments.sum = cols.sum[i];
+            } else {
+                s.sum_int = cols.sum_int[i];
+                s.moments.sum = cols.sum_int[i] as f64;
+            }
+            s.moments.n = cols.n_valid[i];
+            if need.m2 {
+                s.moments.m2 = cols.m2[i];
+            }
+            if need.minmax {
+                if float {
+                    (s.min_f, s.max_f) = (cols.min_f[i], cols.max_f[i]);
+                } else {
+                    (s.min_i, s.max_i) = (cols.min_i[i], cols.max_i[i]);
+                }
+            }
+            s
+        })
+        .collect())
+}
+
+impl Columns {
+    /// Adds `block` element-wise to cells `cell..cell + block.len()`.
+    fn add(&mut self, cell: usize, block: Block<'_>) {
+        let range = cell..cell + block.len();
+        match block {
+            Block::F(x) => self.add_float(range, x),
+            Block::I(x) => self.add_int(range, x.iter().map(|&v| i128::from(v))),
+            Block::U(x) => self.add_int(range, x.iter().map(|&v| i128::from(v))),
+        }
+    }
+
+    fn add_float(&mut self, range: Range<usize>, x: &[f64]) {
+        let need = self.need;
+        if need.plain_sum() {
+            for (s, &v) in self.sum[range.clone()].iter_mut().zip(x) {
+                *s += v;
+            }
+            for c in &mut self.n_valid[range] {
+                *c += 1.0;
+            }
+            return;
+        }
+        for (k, &v) in range.zip(x) {
+            if v.is_nan() {
+                continue;
+            }
+            self.n_valid[k] += 1.0;
+            self.sum[k] += v;
+            if need.minmax {
+                if v < self.min_f[k] {
+                    self.min_f[k] = v;
+                }
+                if v > self.max_f[k] {
+                    self.max_f[k] = v;
+                }
+            }
+            if need.m2 {
+                welford(&mut self.mean[k], &mut self.m2[k], self.n_valid[k], v);
+            }
+        }
+    }
+
+    fn add_int(&mut self, range: Range<usize>, x: impl Iterator<Item = i128>) {
+        let need = self.need;
+        for (k, v) in range.zip(x) {
+            self.n_valid[k] += 1.0;
+            self.sum_int[k] += v;
+            if need.minmax {
+                self.min_i[k] = self.min_i[k].min(v);
+                self.max_i[k] = self.max_i[k].max(v);
+            }
+            if need.m2 {
+                welford(
+                    &mut self.mean[k],
+                    &mut self.m2[k],
+                    self.n_valid[k],
+                    v as f64,
+                );
+            }
+        }
+    }
+}
+
+/// Welford's update with the `n`-th value `v` (`n` already counts it).
+#[inline]
+fn welford(mean: &mut f64, m2: &mut f64, n: f64, v: f64) {
+    let d = v - *mean;
+    *mean += d / n;
+    *m2 += d * (v - *mean);
+}
+
+/// Adds the lanes as a balanced tree.
+#[inline(always)]
+fn tree(mut lanes: [f64; LANES]) -> f64 {
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
+    }
+    lanes[0]
+}
+
+/// Sum of a block in [`LANES`] independent lanes; NaN propagates.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn float_sum(x: &[f64]) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += c[l];
+        }
+    }
+    for (l, &v) in rest.iter().enumerate() {
+        acc[l] += v;
+    }
+    tree(acc)
+}
+
+/// Sum and count of the non-NaN values, and their min and max (`+inf`/`-inf` when none).
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn float_full(x: &[f64]) -> (f64, f64, f64, f64) {
+    let mut sum = [0.0f64; LANES];
+    let mut cnt = [0.0f64; LANES];
+    let mut mn = [f64::INFINITY; LANES];
+    let mut mx = [f64::NEG_INFINITY; LANES];
+    let mut lane = |l: usize, v: f64| {
+        // NaN compares false everywhere, so it never becomes a min or max.
+        let valid = !v.is_nan();
+        sum[l] += if valid { v } else { 0.0 };
+        cnt[l] += if valid { 1.0 } else { 0.0 };
+        mn[l] = if v < mn[l] { v } else { mn[l] };
+        mx[l] = if v > mx[l] { v } else { mx[l] };
+    };
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            lane(l, c[l]);
+        }
+    }
+    for (l, &v) in rest.iter().enumerate() {
+        lane(l, v);
+    }
+    let min = mn
+        .iter()
+        .fold(f64::INFINITY, |a, &b| if b < a { b } else { a });
+    let max = mx
+        .iter()
+        .fold(f64::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    (tree(sum), tree(cnt), min, max)
+}
+
+/// Sum of squared deviations from `mean` of the non-NaN values.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn float_m2(x: &[f64], mean: f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            let d = c[l] - mean;
+            acc[l] += if d.is_nan() { 0.0 } else { d * d };
+        }
+    }
+    for (l, &v) in rest.iter().enumerate() {
+        let d = v - mean;
+        acc[l] += if d.is_nan() { 0.0 } else { d * d };
+    }
+    tree(acc)
+}
+
+fn int_m2(x: impl Iterator<Item = f64>, mean: f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    for (i, v) in x.enumerate() {
+        let d = v - mean;
+        acc[i % LANES] += d * d;
+    }
+    tree(acc)
+}
+
+/// Exact sum, min and max of a block of signed values. The high halves (`v >> 32`, at most
+/// 2^31 in magnitude) and low halves (`v & 0xffff_ffff`, below 2^32) are summed separately in
+/// 64-bit lanes, which cannot overflow within a block of [`BLOCK_ELEMS`].
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn signed_block(x: &[i64]) -> (i128, i64, i64) {
+    const _: () = assert!(BLOCK_ELEMS < 1 << 31);
+    let mut hi = [0i64; LANES];
+    let mut lo = [0i64; LANES];
+    let mut mn = [i64::MAX; LANES];
+    let mut mx = [i64::MIN; LANES];
+    for (i, &v) in x.iter().enumerate() {
+        let l = i % LANES;
+        hi[l] += v >> 32;
+        lo[l] += v & 0xffff_ffff;
+        mn[l] = mn[l].min(v);
+        mx[l] = mx[l].max(v);
+    }
+    let hi: i128 = hi.iter().map(|&h| i128::from(h)).sum();
+    let lo: i128 = lo.iter().map(|&l| i128::from(l)).sum();
+    let min = mn.iter().copied().min().unwrap_or(i64::MAX);
+    let max = mx.iter().copied().max().unwrap_or(i64::MIN);
+    ((hi << 32) + lo, min, max)
+}
+
+/// As [`signed_block`], for unsigned values and bools.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn unsigned_block(x: &[u64]) -> (i128, u64, u64) {
+    let mut hi = [0u64; LANES];
+    let mut lo = [0u64; LANES];
+    let mut mn = [u64::MAX; LANES];
+    let mut mx = [u64::MIN; LANES];
+    for (i, &v) in x.iter().enumerate() {
+        let l = i % LANES;
+        hi[l] += v >> 32;
+        lo[l] += v & 0xffff_ffff;
+        mn[l] = mn[l].min(v);
+        mx[l] = mx[l].max(v);
+    }
+    let hi: i128 = hi.iter().map(|&h| i128::from(h)).sum();
+    let lo: i128 = lo.iter().map(|&l| i128::from(l)).sum();
+    let min = mn.iter().copied().min().unwrap_or(u64::MAX);
+    let max = mx.iter().copied().max().unwrap_or(u64::MIN);
+    ((hi << 32) + lo, min, max)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,291 @@
+//! Unit tests of `stats`: exactness at integer extremes, NaN policies, empty selections, ddof,
+//! axes, against naive references.
+
+use std::sync::atomic::AtomicBool;
+
+use super::*;
+use crate::registry::Registry;
+use crate::selection::Selection;
+
+/// A registry over a temp dir holding one `.npy` named `a` of `dtype`/`shape` with `data`.
+fn dataset(dtype: &str, shape: &[u64], data: &[u8]) -> (tempfile::TempDir, Registry) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = crate::npy::write_header(crate::dtype::DType::parse(dtype).unwrap(), shape);
+    bytes.extend_from_slice(data);
+    std::fs::write(dir.path().join("a.npy"), bytes).unwrap();
+    let (registry, skipped) = Registry::scan(dir.path()).unwrap();
+    assert!(skipped.is_empty());
+    (dir, registry)
+}
+
+fn run(dtype: &str, shape: &[u64], data: &[u8], slice: &str, query: [Option<&str>; 4]) -> String {
+    run_threads(dtype, shape, data, slice, query, 1)
+}
+
+fn run_threads(
+    dtype: &str,
+    shape: &[u64],
+    data: &[u8],
+    slice: &str,
+    [ops, axis, ddof, nan]: [Option<&str>; 4],
+    threads: usize,
+) -> String {
+    let (_dir, registry) = dataset(dtype, shape, data);
+    let ds = registry.get("a").unwrap();
+    let sel = Selection::parse(slice, &ds.shape).unwrap();
+    let params = StatsParams::parse(ops, axis, ddof, nan, sel.out_shape().len()).unwrap();
+    let cancel = AtomicBool::new(false);
+    let src = Source {
+        dataset: &ds,
+        selection: &sel,
+        cancel: &cancel,
+    };
+    let r = stats(&src, &params, threads).unwrap();
+    String::from_utf8(r.to_json(Style::JsonNull)).unwrap()
+}
+
+fn f64s(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn integer_sums_are_exact_at_the_extremes() {
+    let n = 3000u64; // several blocks
+    let data: Vec<u8> = (0..n).flat_map(|_| u64::MAX.to_le_bytes()).collect();
+    let out = run(
+        "<u8",
+        &[n],
+        &data,
+        "",
+        [Some("sum,min,max"), None, None, None],
+    );
+    let sum = i128::from(u64::MAX) * i128::from(n);
+    assert_eq!(
+        out,
+        format!("{{\"sum\":{sum},\"min\":{m},\"max\":{m}}}", m = u64::MAX)
+    );
+
+    let data: Vec<u8> = (0..n).flat_map(|_| i64::MIN.to_le_bytes()).collect();
+    let out = run("<i8", &[n], &data, "", [Some("sum"), None, None, None]);
+    assert_eq!(
+        out,
+        format!("{{\"sum\":{}}}", i128::from(i64::MIN) * i128::from(n))
+    );
+
+    // Big-endian, mixed signs: exact cancellation.
+    let data: Vec<u8> = (0..n)
+        .flat_map(|i| if i % 2 == 0 { i64::MAX } else { -i64::MAX }.to_be_bytes())
+        .collect();
+    let out = run(
+        ">i8",
+        &[n],
+        &data,
+        "",
+        [Some("sum,count"), None, None, None],
+    );
+    assert_eq!(out, "{\"sum\":0,\"count\":3000}");
+}
+
+#[test]
+fn bools_sum_as_integers_and_min_max_as_bools() {
+    let out = run(
+        "|b1",
+        &[4],
+        &[0, 1, 2, 0],
+        "",
+        [Some("sum,min,max,mean"), None, None, None],
+    );
+    assert_eq!(out, "{\"sum\":2,\"min\":false,\"max\":true,\"mean\":0.5}");
+}
+
+#[test]
+fn nan_policies() {
+    let data = f64s(&[1.0, f64::NAN, 3.0]);
+    let all = Some("count,sum,mean,min,max,var");
+    let out = run("<f8", &[3], &data, "", [all, None, None, None]);
+    assert_eq!(
+        out,
+        "{\"count\":3,\"sum\":null,\"mean\":null,\"min\":null,\"max\":null,\"var\":null}"
+    );
+    let out = run("<f8", &[3], &data, "", [all, None, None, Some("ignore")]);
+    assert_eq!(
+        out,
+        "{\"count\":2,\"sum\":4.0,\"mean\":2.0,\"min\":1.0,\"max\":3.0,\"var\":1.0}"
+    );
+    // All NaN, ignored: NumPy warns and returns nan, so null; the sum of nothing is 0.
+    let data = f64s(&[f64::NAN; 2]);
+    let out = run("<f8", &[2], &data, "", [all, None, None, Some("ignore")]);
+    assert_eq!(
+        out,
+        "{\"count\":0,\"sum\":0.0,\"mean\":null,\"min\":null,\"max\":null,\"var\":null}"
+    );
+}
+
+#[test]
+fn empty_selections_and_ddof() {
+    let data = f64s(&[1.0, 2.0, 4.0]);
+    let out = run("<f8", &[3], &data, "1:1", [None, None, None, None]);
+    assert_eq!(
+        out,
+        "{\"count\":0,\"sum\":0.0,\"mean\":null,\"min\":null,\"max\":null,\"std\":null,\"var\":null}"
+    );
+    let out = run("<i4", &[0], &[], "", [Some("count,sum"), None, None, None]);
+    assert_eq!(out, "{\"count\":0,\"sum\":0}");
+    let out = run("<f8", &[3], &data, "", [Some("var"), None, Some("1"), None]);
+    assert_eq!(out, "{\"var\":2.3333333333333335}");
+    // ddof >= n: NumPy divides by zero (inf or nan with a warning).
+    let out = run(
+        "<f8",
+        &[3],
+        &data,
+        "",
+        [Some("var,std"), None, Some("3"), None],
+    );
+    assert_eq!(out, "{\"var\":null,\"std\":null}");
+}
+
+#[test]
+fn variance_of_large_mean_small_spread() {
+    // 1e9 + {0, 1, 2, 3} repeated: var = 1.25 exactly; a naive sum-of-squares loses it all.
+    let v: Vec<f64> = (0..100_000).map(|i| 1e9 + f64::from(i % 4)).collect();
+    let out = run(
+        "<f8",
+        &[100_000],
+        &f64s(&v),
+        "",
+        [Some("var,mean"), None, None, None],
+    );
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let var = json["var"].as_f64().unwrap();
+    assert!((var - 1.25).abs() < 1.25e-9, "{var}");
+    assert_eq!(json["mean"].as_f64().unwrap(), 1e9 + 1.5);
+}
+
+#[test]
+fn float32_sum_beats_float32_accumulation() {
+    // 2^24 + many ones: a float32 running sum stagnates; f64 lanes do not.
+    let n = 1u64 << 20;
+    let data: Vec<u8> = (0..n).flat_map(|_| 1.0f32.to_le_bytes()).collect();
+    let out = run("<f4", &[n], &data, "", [Some("sum"), None, None, None]);
+    assert_eq!(out, format!("{{\"sum\":{n}.0}}"));
+}
+
+#[test]
+fn threads_give_the_same_answer() {
+    let n = 3u64 << 20;
+    let data: Vec<u8> = (0..n)
+        .flat_map(|i| ((i % 1000) as i32 - 500).to_le_bytes())
+        .collect();
+    let q = [None, None, None, None];
+    let one = run_threads("<i4", &[n], &data, "", q, 1);
+    let two = run_threads("<i4", &[n], &data, "", q, 2);
+    let a: serde_json::Value = serde_json::from_str(&one).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&two).unwrap();
+    assert_eq!(a["sum"], b["sum"]);
+    assert_eq!(a["min"], b["min"]);
+    let (va, vb) = (a["var"].as_f64().unwrap(), b["var"].as_f64().unwrap());
+    assert!((va - vb).abs() <= 1e-12 * va);
+}
+
+#[test]
+fn axes_match_a_naive_reduction() {
+    // 3x4x5 of 0..60 as i2; reduce each axis and compare with a direct computation.
+    let shape = [3u64, 4, 5];
+    let data: Vec<u8> = (0i16..60).flat_map(|v| v.to_le_bytes()).collect();
+    let value = |i: u64, j: u64, k: u64| (i * 20 + j * 5 + k) as i64;
+    for axis in 0..3usize {
+        let out = run(
+            "<i2",
+            &shape,
+            &data,
+            "",
+            [Some("sum,max"), Some(&axis.to_string()), None, None],
+        );
+        let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let mut reduced = shape.to_vec();
+        reduced.remove(axis);
+        for a in 0..reduced[0] {
+            for b in 0..reduced[1] {
+                let (mut sum, mut max) = (0, i64::MIN);
+                for t in 0..shape[axis] {
+                    let v = match axis {
+                        0 => value(t, a, b),
+                        1 => value(a, t, b),
+                        _ => value(a, b, t),
+                    };
+                    sum += v;
+                    max = max.max(v);
+                }
+                assert_eq!(json["sum"][a as usize][b as usize], sum, "axis {axis}");
+                assert_eq!(json["max"][a as usize][b as usize], max, "axis {axis}");
+            }
+        }
+    }
+    // Negative axis, and a strided selection along it.
+    let out = run(
+        "<i2",
+        &shape,
+        &data,
+        "::2,1,::-2",
+        [Some("count,sum"), Some("-1"), None, None],
+    );
+    assert_eq!(out, "{\"count\":[3,3],\"sum\":[21,141]}");
+}
+
+#[test]
+fn axis_variance_matches_whole() {
+    let v: Vec<f64> = (0..600)
+        .map(|i| (f64::from(i) * 0.37).sin() * 1e3 + 1e6)
+        .collect();
+    let data = f64s(&v);
+    let col0 = run(
+        "<f8",
+        &[200, 3],
+        &data,
+        ":,0",
+        [Some("var,std,min"), None, Some("1"), None],
+    );
+    let axis0 = run(
+        "<f8",
+        &[200, 3],
+        &data,
+        "",
+        [Some("var,std,min"), Some("0"), Some("1"), None],
+    );
+    let a: serde_json::Value = serde_json::from_str(&col0).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&axis0).unwrap();
+    for op in ["var", "std"] {
+        let (x, y) = (a[op].as_f64().unwrap(), b[op][0].as_f64().unwrap());
+        assert!((x - y).abs() <= 1e-10 * x, "{op}: {x} vs {y}");
+    }
+    assert_eq!(a["min"], b["min"][0]);
+}
+
+#[test]
+fn bad_params_are_refused() {
+    let p = |ops, axis, ddof, nan| {
+        StatsParams::parse(ops, axis, ddof, nan, 2)
+            .unwrap_err()
+            .code()
+    };
+    assert_eq!(p(Some("sum,median"), None, None, None), "bad_op");
+    assert_eq!(p(Some(""), None, None, None), "bad_op");
+    assert_eq!(p(None, Some("2"), None, None), "bad_axis");
+    assert_eq!(p(None, Some("-3"), None, None), "bad_axis");
+    assert_eq!(p(None, Some("x"), None, None), "bad_axis");
+    assert_eq!(p(None, None, Some("-1"), None), "bad_ddof");
+    assert_eq!(p(None, None, Some("1.5"), None), "bad_ddof");
+    assert_eq!(p(None, None, None, Some("omit")), "bad_nan");
+    let ok = StatsParams::parse(
+        Some("sum,sum,min"),
+        Some("-2"),
+        Some("1"),
+        Some("ignore"),
+        2,
+    );
+    let ok = ok.unwrap();
+    assert_eq!(
+        (ok.ops, ok.axis, ok.ddof),
+        (vec![Op::Sum, Op::Min], Some(0), 1)
+    );
+}
