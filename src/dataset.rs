@@ -293,6 +293,10 @@ impl Dataset {
         if len == 0 {
             return true;
         }
+        let map_len = self.mapped.map.len() as u64;
+        if offset.checked_add(len).is_none_or(|end| end > map_len) {
+            return false;
+        }
         let page = page_size();
         let start = offset as usize / page * page;
         let end = (offset + len) as usize;
@@ -307,9 +311,9 @@ impl Dataset {
         };
         let base = self.mapped.map.as_ptr();
         #[allow(unsafe_code)]
-        // SAFETY: `[start, end)` lies inside the mapping (callers pass ranges from the
-        // planner, which stay inside the checked region), `start` is page-aligned, and `vec`
-        // has one byte per page of the range, as mincore(2) requires.
+        // SAFETY: `[start, end)` lies inside the mapping (checked above; `start` only rounds
+        // down to a page boundary, which the mapping starts on), `start` is page-aligned, and
+        // `vec` has one byte per page of the range, as mincore(2) requires.
         let rc = unsafe {
             libc::mincore(
                 base.add(start) as *mut libc::c_void,

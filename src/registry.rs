@@ -1,11 +1,15 @@
 //! The registry: dataset name → `Arc<Dataset>`, filled by scanning the data directory
 //! (DESIGN "Datasets and the data directory").
 //!
-//! This module holds the crate's one `unsafe` block, the memory map. Its contract: data files
-//! are opened read-only and never written by arrayd. Another process may still truncate a
-//! file while it is mapped; touching a lost page raises SIGBUS. Request paths therefore
-//! `populate` (`MADV_POPULATE_READ`) each chunk's range before they read it, which turns a
-//! truncation into a clean error for every read that starts after it (see `Dataset::populate`).
+//! This module holds the memory map (`map_file`); `dataset` holds the only other `unsafe`
+//! calls (`mincore`, `sysconf`). The map's contract: data files are opened read-only and
+//! never written by arrayd, and another process must not rewrite them in place (a stream in
+//! flight would mix old and new bytes; later requests see a new ETag). A file truncated while
+//! mapped is the remaining hazard: touching a lost page raises SIGBUS, which arrayd does not
+//! handle yet. Readers narrow the window: an `fstat` before each chunk catches a truncation
+//! that already happened, and large runs are faulted in with `MADV_POPULATE_READ`, which
+//! reports a lost range as an error instead of a signal (see `Dataset::populate`). A
+//! truncation that races a chunk's copy can still kill the process.
 //!
 //! A bad file (unreadable, truncated, unsupported dtype, outside the data directory, an
 //! invalid or clashing name) is logged with its reason and skipped; the scan never fails as a

@@ -118,9 +118,30 @@ impl Element for f16 {
     }
     fn write(self, out: &mut Vec<u8>, style: Style) {
         if !write_nonfinite(f64::from(self), out, style) {
-            write_f16_shortest(self, out);
+            out.extend_from_slice(f16_text(self));
         }
     }
+}
+
+/// The shortest text of every float16, built once: there are only 65,536 of them, and the
+/// search below costs about a microsecond per value.
+fn f16_text(v: f16) -> &'static [u8] {
+    static TABLE: std::sync::OnceLock<(Vec<u8>, Vec<u32>)> = std::sync::OnceLock::new();
+    let (text, ends) = TABLE.get_or_init(|| {
+        let mut text = Vec::with_capacity(65_536 * 8);
+        let mut ends = Vec::with_capacity(65_537);
+        ends.push(0);
+        for bits in 0..=u16::MAX {
+            let v = f16::from_bits(bits);
+            if v.is_finite() {
+                write_f16_shortest(v, &mut text);
+            }
+            ends.push(u32::try_from(text.len()).expect("the table is a few hundred KiB"));
+        }
+        (text, ends)
+    });
+    let i = usize::from(v.to_bits());
+    &text[ends[i] as usize..ends[i + 1] as usize]
 }
 
 /// Writes the shortest decimal that reads back as the same `f16` (an f16 0.1 is `0.1`, not

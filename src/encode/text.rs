@@ -150,7 +150,9 @@ fn empty(shape: &[u64], style: Style, chunker: &mut Chunker<'_>) -> Result<(), E
     let outer = &shape[..depth];
     let mut layout = Layout::new(outer, Style::JsonNull);
     layout.open(chunker.buf());
-    let count: u64 = outer.iter().product();
+    // Saturating: a shape like (2^32, 2^32, 0) holds no bytes but more lists than a u64
+    // counts; such a body never ends before the client gives up, which is the truth of it.
+    let count = outer.iter().fold(1u64, |acc, &d| acc.saturating_mul(d));
     for _ in 0..count {
         layout.separate(chunker.buf());
         chunker.buf().extend_from_slice(b"[]");

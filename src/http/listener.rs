@@ -33,6 +33,7 @@ impl axum::serve::Listener for Listener {
                         JsonErrorIo {
                             inner: stream,
                             pending: None,
+                            at_answer_start: false,
                         },
                         addr,
                     );
@@ -58,7 +59,13 @@ pub(super) struct JsonErrorIo {
     /// A rewritten answer being written: its bytes, how many went out, and the length of
     /// the original buffer, which is what hyper is told was written.
     pending: Option<(Vec<u8>, usize, usize)>,
+    /// True from a read until the next write: only then can a write start an answer. Body
+    /// bytes that happen to look like an error head are never rewritten.
+    at_answer_start: bool,
 }
+
+/// Longest answer head that can be one of hyper's error answers.
+const MAX_ERROR_HEAD: usize = 512;
 
 /// The rewritten form of `buf` when it is one of hyper's bodiless 4xx answers.
 fn rewrite(buf: &[u8]) -> Option<Vec<u8>> {
@@ -67,10 +74,9 @@ fn rewrite(buf: &[u8]) -> Option<Vec<u8>> {
     }
     let head = std::str::from_utf8(buf).ok()?;
     let head = head.strip_suffix("\r\n\r\n")?;
-    if !head
-        .lines()
-        .any(|l| l.eq_ignore_ascii_case("content-length: 0"))
-    {
+    // hyper's own error answers are short, close the connection and declare no body.
+    let has = |line: &str| head.lines().any(|l| l.eq_ignore_ascii_case(line));
+    if buf.len() > MAX_ERROR_HEAD || !has("content-length: 0") || !has("connection: close") {
         return None;
     }
     let status = &head[9..12];
@@ -117,7 +123,12 @@ impl AsyncRead for JsonErrorIo {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.at_answer_start = true;
+        }
+        polled
     }
 }
 
@@ -129,7 +140,8 @@ impl AsyncWrite for JsonErrorIo {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         if this.pending.is_none() {
-            match rewrite(buf) {
+            let fresh = std::mem::take(&mut this.at_answer_start);
+            match rewrite(buf).filter(|_| fresh) {
                 Some(bytes) => this.pending = Some((bytes, 0, buf.len())),
                 None => return Pin::new(&mut this.inner).poll_write(cx, buf),
             }
@@ -144,7 +156,8 @@ impl AsyncWrite for JsonErrorIo {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         if this.pending.is_none() {
-            let first = bufs.iter().find(|b| !b.is_empty());
+            let fresh = std::mem::take(&mut this.at_answer_start);
+            let first = bufs.iter().find(|b| !b.is_empty()).filter(|_| fresh);
             match first.and_then(|b| rewrite(b).map(|r| (r, b.len()))) {
                 Some((bytes, len)) => this.pending = Some((bytes, 0, len)),
                 None => return Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
@@ -181,6 +194,11 @@ mod tests {
         assert_eq!(json["error"]["code"], "uri_too_long");
 
         let ours = b"HTTP/1.1 404 Not Found\r\ncontent-length: 60\r\n\r\n";
+        let open = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        assert!(
+            rewrite(open).is_none(),
+            "hyper's errors close the connection"
+        );
         assert!(rewrite(ours).is_none());
         assert!(rewrite(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
         assert!(rewrite(b"HTTP/1.1 4").is_none());

@@ -52,14 +52,18 @@ where
     let in_flight = InFlight::enter(in_flight);
     tokio::task::spawn_blocking(move || {
         let _in_flight = in_flight;
-        let result = produce(&mut |chunk| tx.blocking_send(Ok(chunk)).is_ok());
-        match result {
-            Ok(()) | Err(EncodeError::Disconnected) => {}
-            Err(e) => {
-                tracing::error!(error = %e, %dataset, "stream cut");
-                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
-            }
-        }
+        // A panic would drop `tx` and end a chunked body as if it were complete; catch it and
+        // cut the stream instead (DESIGN "Reliability").
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            produce(&mut |chunk| tx.blocking_send(Ok(chunk)).is_ok())
+        }));
+        let failure = match result {
+            Ok(Ok(()) | Err(EncodeError::Disconnected)) => return,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "producer panicked".to_owned(),
+        };
+        tracing::error!(error = %failure, %dataset, "stream cut");
+        let _ = tx.blocking_send(Err(io::Error::other(failure)));
     });
     Body::from_stream(ReceiverStream::new(rx))
 }
