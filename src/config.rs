@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Default bound of one streamed body chunk, in bytes. Chosen by the `bench/run` sweep of
 /// `--chunk-bytes` (README "Performance"): larger chunks stop paying once they exceed the
 /// socket buffer, smaller ones cost a channel hop each.
-pub const DEFAULT_CHUNK_BYTES: usize = 64 * 1024;
+pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
 
 /// arrayd: serve slices and aggregates of huge on-disk arrays over HTTP.
 #[derive(Debug, Parser)]
