@@ -74,10 +74,10 @@ pub struct Config {
     #[arg(long, env = "ARRAYD_THREADS", default_value_t = 0)]
     pub threads: usize,
 
-    /// Memory-access hints: maps get `MADV_RANDOM` (no megabytes of read-around for a small
-    /// selection), and each large run is read ahead (`MADV_WILLNEED`) and faulted in
-    /// (`MADV_POPULATE_READ`) on the producer thread before hyper writes it. `off` leaves
-    /// everything to the kernel's defaults. README "Performance" shows what they buy.
+    /// Memory-access hints: each long run is read ahead a few chunks at a time
+    /// (`MADV_WILLNEED`) and faulted in (`MADV_POPULATE_READ`) on the producer thread before
+    /// hyper writes it or the encoder reads it. `off` leaves everything to the kernel's page
+    /// faults. README "Performance" shows what they buy on cold data.
     #[arg(long, env = "ARRAYD_MADVISE", default_value = "on", action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub madvise: bool,

@@ -355,6 +355,20 @@ impl Dataset {
         }
     }
 
+    /// Starts reading `[offset, offset + len)` into the page cache without waiting
+    /// (`MADV_WILLNEED`): producers call it on the next window while they send this one, so
+    /// disk reads overlap the socket writes. A hint: errors are ignored.
+    pub fn prefetch(&self, offset: u64, len: u64) {
+        let end = (offset.saturating_add(len)).min(self.mapped.map.len() as u64);
+        if end > offset {
+            let _ = self.mapped.map.advise_range(
+                memmap2::Advice::WillNeed,
+                offset as usize,
+                (end - offset) as usize,
+            );
+        }
+    }
+
     /// Asks the kernel to read `[offset, offset + len)` of the map into memory now, so the
     /// bytes can be touched without a page fault. Run it off the async workers.
     ///
@@ -369,6 +383,9 @@ impl Dataset {
         if len == 0 {
             return Ok(());
         }
+        // Start readahead of the whole range first (asynchronous), then wait for it with
+        // POPULATE_READ, which alone faults pages in a few at a time.
+        self.prefetch(offset, len);
         match self.mapped.map.advise_range(
             memmap2::Advice::PopulateRead,
             offset as usize,

@@ -42,13 +42,12 @@ fn init_tracing(filter: &str, format: LogFormat) {
 /// Scans the data directory, then serves it from one single-threaded runtime per thread
 /// until SIGTERM or ctrl-c, and drains in-flight requests for at most the grace period.
 fn serve(config: Config) -> std::io::Result<()> {
-    let (registry, skipped) =
-        Registry::scan_with(&config.data_dir, config.madvise).map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("data directory {}: {e}", config.data_dir.display()),
-            )
-        })?;
+    let (registry, skipped) = Registry::scan(&config.data_dir).map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("data directory {}: {e}", config.data_dir.display()),
+        )
+    })?;
     for s in &skipped {
         tracing::warn!(path = %s.path, reason = %s.reason, "skipped");
     }

@@ -67,22 +67,6 @@ impl Registry {
     /// Only when `data_dir` itself cannot be resolved or listed; bad files are returned in
     /// the `Skipped` list instead.
     pub fn scan(data_dir: &Path) -> std::io::Result<(Registry, Vec<Skipped>)> {
-        Registry::scan_with(data_dir, true)
-    }
-
-    /// [`Registry::scan`], choosing whether maps get the `MADV_RANDOM` access hint.
-    ///
-    /// With the kernel's default hint a page fault reads around the faulting page, as much
-    /// as the device's `read_ahead_kb` (8 MiB on the machine of README "Performance"), so a
-    /// cold 4 KiB selection would read megabytes. Large runs are prefetched explicitly
-    /// instead (`Dataset::populate`).
-    ///
-    /// # Errors
-    /// As [`Registry::scan`].
-    pub fn scan_with(
-        data_dir: &Path,
-        random_hint: bool,
-    ) -> std::io::Result<(Registry, Vec<Skipped>)> {
         let root = data_dir.canonicalize()?;
         let mut files = Vec::new();
         walk(&root, &mut files)?;
@@ -91,7 +75,7 @@ impl Registry {
         let mut skipped = Vec::new();
         for path in files {
             let rel = relative(&root, &path);
-            match load(&root, &path, &rel, random_hint) {
+            match load(&root, &path, &rel) {
                 Ok(None) => {}
                 Ok(Some(ds)) => {
                     if datasets.contains_key(&ds.name) {
@@ -179,12 +163,7 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 
 /// Registers one file: `Ok(None)` for files that are neither `.npy` nor descriptors.
-fn load(
-    root: &Path,
-    path: &Path,
-    rel: &str,
-    random_hint: bool,
-) -> Result<Option<Dataset>, DatasetError> {
+fn load(root: &Path, path: &Path, rel: &str) -> Result<Option<Dataset>, DatasetError> {
     let (stem, is_npy) = if let Some(stem) = rel.strip_suffix(".npy") {
         (stem, true)
     } else if let Some(stem) = rel.strip_suffix(DESCRIPTOR_SUFFIX) {
@@ -232,13 +211,7 @@ fn load(
         len: meta.len(),
         mtime: meta.modified().map_err(io_err)?,
     };
-    let map = map_file(&file).map_err(io_err)?;
-    if random_hint {
-        if let Err(e) = map.advise(memmap2::Advice::Random) {
-            tracing::debug!(path = %data_rel, error = %e, "madvise(RANDOM) failed; ignored");
-        }
-    }
-    let map = Arc::new(map);
+    let map = Arc::new(map_file(&file).map_err(io_err)?);
     let bytes = Bytes::from_owner(MapOwner(Arc::clone(&map)));
     let mapped = MappedFile {
         identity,

@@ -9,6 +9,9 @@ use crate::plan::Run;
 /// a chunk per run would cost more in per-chunk overhead than the copy saves.
 const ZERO_COPY_MIN: u64 = 64 * 1024;
 
+/// Chunks read ahead of the one being sent, on cold data.
+const LOOKAHEAD_CHUNKS: u64 = 4;
+
 pub(super) fn write(
     runs: impl Iterator<Item = Run>,
     chunker: &mut Chunker<'_>,
@@ -22,8 +25,11 @@ pub(super) fn write(
             while offset < end_exc {
                 let len = limit.min(end_exc - offset);
                 chunker.guard()?;
-                // Fault the pages in here, on the blocking thread, so hyper's write from the
-                // map never stalls an async worker on a cold page.
+                // Read the next windows ahead while this one goes out, then fault this one in
+                // here, on the blocking thread, so hyper's write from the map never stalls an
+                // async worker on a cold page.
+                let ahead = (end_exc - offset - len).min(LOOKAHEAD_CHUNKS * limit);
+                chunker.prefetch(offset + len, ahead);
                 chunker.populate(offset, len)?;
                 let piece = chunker.dataset.slice(offset, len);
                 chunker.send(piece)?;

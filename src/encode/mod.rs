@@ -188,6 +188,13 @@ impl<'a> Chunker<'a> {
         Ok(())
     }
 
+    /// Starts reading `[offset, offset+len)` ahead, without waiting (a hint).
+    pub(crate) fn prefetch(&self, offset: u64, len: u64) {
+        if self.madvise && len > 0 {
+            self.dataset.prefetch(offset, len);
+        }
+    }
+
     /// Faults `[offset, offset+len)` in before it is read or handed to the socket.
     pub(crate) fn populate(&self, offset: u64, len: u64) -> Result<(), EncodeError> {
         if !self.madvise {

@@ -18,6 +18,9 @@ const ELEMS_PER_STEP: usize = 4096;
 /// Runs at least this long are prefetched before they are decoded.
 const PREFETCH_MIN_RUN: u64 = 64 * 1024;
 
+/// Bytes of a long run read ahead at a time (two windows are in flight).
+const PREFETCH_WINDOW: u64 = 1 << 20;
+
 pub(super) fn write(
     job: &Job,
     runs: Runs,
@@ -62,9 +65,14 @@ fn elements<E: Element>(
         for (i, step) in bytes.chunks(step_bytes).enumerate() {
             chunker.guard()?;
             if run.len >= PREFETCH_MIN_RUN {
-                // Long runs are read ahead step by step; the map's MADV_RANDOM hint would
-                // otherwise fault cold pages in one at a time.
-                chunker.populate(run.offset + (i * step_bytes) as u64, step.len() as u64)?;
+                // Long runs are read ahead a window at a time and each step faulted in before
+                // it is decoded, so cold data arrives in large reads, ahead of the encoder.
+                let at = run.offset + (i * step_bytes) as u64;
+                if (i * step_bytes) as u64 % PREFETCH_WINDOW == 0 {
+                    let end_exc = run.offset + run.len;
+                    chunker.prefetch(at, PREFETCH_WINDOW.min(end_exc - at) * 2);
+                }
+                chunker.populate(at, step.len() as u64)?;
             }
             let buf = chunker.buf();
             for elem in step.chunks_exact(E::SIZE) {
