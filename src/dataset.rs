@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use memmap2::Mmap;
 use serde::Serialize;
 
 use crate::dtype::DType;
 use crate::plan::{Layout, Order};
+use crate::sigbus::GuardedMap;
 
 /// Why a file cannot become a dataset.
 #[derive(Debug, thiserror::Error)]
@@ -107,8 +107,9 @@ pub struct Dataset {
 pub struct MappedFile {
     /// The file identity when mapped.
     pub identity: FileIdentity,
-    /// The whole mapped file. Kept beside `bytes` for `madvise`.
-    pub map: Arc<Mmap>,
+    /// The whole mapped file, registered with the SIGBUS guard. Kept beside `bytes` for
+    /// `madvise` and the poisoned flag.
+    pub map: Arc<GuardedMap>,
     /// The open data file, for the `fstat` that detects truncation before a chunk is read.
     pub handle: File,
     /// The whole mapped file as a refcounted buffer: `bytes.slice(run)` is a zero-copy chunk.
@@ -271,12 +272,37 @@ impl Dataset {
         }
     }
 
-    /// Checks that the file still covers the whole array region; a file truncated since it
-    /// was mapped would raise SIGBUS on the lost pages, so readers call this before each chunk.
+    /// Whether a truncation of the file already cost this map pages: the SIGBUS guard
+    /// replaced them with zeros (see [`crate::sigbus`]). Readers check it after each step
+    /// they copy or reduce, before using the result; once true it stays true.
+    pub fn poisoned(&self) -> bool {
+        self.mapped.map.poisoned()
+    }
+
+    /// [`Dataset::poisoned`] as an error.
     ///
     /// # Errors
-    /// `UnexpectedEof` when the file is now shorter than the region, or the `fstat` error.
+    /// `UnexpectedEof` when the map is poisoned.
+    pub fn check_poisoned(&self) -> std::io::Result<()> {
+        if self.poisoned() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "data file was truncated while mapped; its lost pages read as zeros",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks that the map is not poisoned and that the file still covers the whole array
+    /// region. A file truncated since it was mapped faults on the lost pages (the SIGBUS
+    /// guard turns them into zeros and poisons the map), so readers call this before each
+    /// chunk to fail early and cheaply.
+    ///
+    /// # Errors
+    /// `UnexpectedEof` when the map is poisoned or the file is now shorter than the region,
+    /// or the `fstat` error.
     pub fn check_len(&self) -> std::io::Result<()> {
+        self.check_poisoned()?;
         let len = self.mapped.handle.metadata()?.len();
         if len < self.offset + self.nbytes {
             return Err(std::io::Error::new(

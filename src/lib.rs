@@ -13,6 +13,7 @@
 //!   cache validators.
 //! - [`registry`]: name → dataset, the data-directory scan, the one memory map.
 //! - [`dataset`]: a named array over one region of one mapped file.
+//! - [`sigbus`]: the SIGBUS guard that turns a truncated file's lost pages into a poisoned map.
 //! - [`selection`]: `slice=` (NumPy basic indexing) parsed against a shape.
 //! - [`plan`]: a selection on a C- or F-order layout → contiguous byte runs.
 //! - [`encode`]: runs → body chunks as JSON, CSV, bin or npy; content negotiation.
@@ -30,5 +31,6 @@ pub mod plan;
 pub mod reduce;
 pub mod registry;
 pub mod selection;
+pub mod sigbus;
 
 pub use http::Error;

@@ -13,6 +13,8 @@ use arrayd::http::AppState;
 use arrayd::registry::Registry;
 
 fn main() -> ExitCode {
+    // Before any data file is mapped; std's own SIGBUS handler exists already.
+    arrayd::sigbus::install();
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_format);
     let config = match cli.command {

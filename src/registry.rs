@@ -1,15 +1,16 @@
 //! The registry: dataset name → `Arc<Dataset>`, filled by scanning the data directory
 //! (DESIGN "Datasets and the data directory").
 //!
-//! This module holds the memory map (`map_file`); `dataset` holds the only other `unsafe`
-//! calls (`mincore`, `sysconf`). The map's contract: data files are opened read-only and
-//! never written by arrayd, and another process must not rewrite them in place (a stream in
-//! flight would mix old and new bytes; later requests see a new ETag). A file truncated while
-//! mapped is the remaining hazard: touching a lost page raises SIGBUS, which arrayd does not
-//! handle yet. Readers narrow the window: an `fstat` before each chunk catches a truncation
-//! that already happened, and large runs are faulted in with `MADV_POPULATE_READ`, which
-//! reports a lost range as an error instead of a signal (see `Dataset::populate`). A
-//! truncation that races a chunk's copy can still kill the process.
+//! This module holds the memory map (`map_file`); `dataset` holds two other `unsafe` calls
+//! (`mincore`, `sysconf`) and `sigbus` the signal handler. The map's contract: data files are
+//! opened read-only and never written by arrayd, and another process must not rewrite them in
+//! place (a stream in flight would mix old and new bytes; later requests see a new ETag). A
+//! file truncated while mapped raises SIGBUS on the lost pages: every map is registered with
+//! [`crate::sigbus`], whose handler replaces them with zeros and poisons the map, and every
+//! reader checks the flag before it uses what it read (DESIGN "Reliability"). Readers also
+//! fail early: an `fstat` before each chunk catches a truncation that already happened, and
+//! large runs are faulted in with `MADV_POPULATE_READ`, which reports a lost range as an error
+//! instead of a signal (see `Dataset::populate`).
 //!
 //! A bad file (unreadable, truncated, unsupported dtype, outside the data directory, an
 //! invalid or clashing name) is logged with its reason and skipped; the scan never fails as a
@@ -25,6 +26,8 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use memmap2::Mmap;
 use serde::Deserialize;
+
+use crate::sigbus::GuardedMap;
 
 use crate::dataset::{Dataset, DatasetError, FileIdentity, MappedFile, Region};
 use crate::dtype::DType;
@@ -211,7 +214,7 @@ fn load(root: &Path, path: &Path, rel: &str) -> Result<Option<Dataset>, DatasetE
         len: meta.len(),
         mtime: meta.modified().map_err(io_err)?,
     };
-    let map = Arc::new(map_file(&file).map_err(io_err)?);
+    let map = Arc::new(map_file(&file).and_then(GuardedMap::new).map_err(io_err)?);
     let bytes = Bytes::from_owner(MapOwner(Arc::clone(&map)));
     let mapped = MappedFile {
         identity,
@@ -339,8 +342,9 @@ fn read_npy_region(file: &File, file_len: u64, rel: &str) -> Result<Region, Data
     })
 }
 
-/// Owner handed to `Bytes::from_owner`: the map stays alive while any chunk cut from it does.
-struct MapOwner(Arc<Mmap>);
+/// Owner handed to `Bytes::from_owner`: the map (and its SIGBUS registration) stays alive
+/// while any chunk cut from it does.
+struct MapOwner(Arc<GuardedMap>);
 
 impl AsRef<[u8]> for MapOwner {
     fn as_ref(&self) -> &[u8] {
@@ -352,8 +356,9 @@ impl AsRef<[u8]> for MapOwner {
 #[allow(unsafe_code)]
 fn map_file(file: &File) -> std::io::Result<Mmap> {
     // SAFETY: the map is read-only and arrayd never writes data files. A concurrent truncation
-    // by another process is the remaining hazard; see the module documentation for how reads
-    // guard against it.
+    // by another process raises SIGBUS on the lost pages; the caller registers the map with
+    // `sigbus`, whose handler turns them into zeros and poisons the map, which every reader
+    // checks (see the module documentation).
     unsafe { Mmap::map(file) }
 }
 

@@ -167,7 +167,14 @@ impl<'a> Chunker<'a> {
     }
 
     /// Sends one ready-made chunk (a zero-copy slice of the map) after the buffered bytes.
+    ///
+    /// Every chunk passes here, so this is where a poisoned map stops the body: a chunk
+    /// copied or decoded from it may hold the zeros the SIGBUS guard mapped in, and is never
+    /// sent.
     pub(crate) fn send(&mut self, chunk: Bytes) -> Result<(), EncodeError> {
+        self.dataset
+            .check_poisoned()
+            .map_err(|source| self.unreadable(source))?;
         self.checked = false;
         if (self.emit)(chunk) {
             Ok(())
@@ -176,8 +183,8 @@ impl<'a> Chunker<'a> {
         }
     }
 
-    /// Fails when the data file shrank since it was mapped: reading the lost pages would
-    /// raise SIGBUS. Cheap to call per run: it costs one `fstat` per chunk.
+    /// Fails when the data file shrank since it was mapped or the map is poisoned, before
+    /// anything more is read. Cheap to call per run: it costs one `fstat` per chunk.
     pub(crate) fn guard(&mut self) -> Result<(), EncodeError> {
         if !self.checked {
             self.dataset

@@ -48,6 +48,10 @@ pub(super) async fn get(
     Query(query): Query<DataQuery>,
 ) -> Result<Response> {
     let dataset = state.dataset(&name)?;
+    // A file already truncated under its map gets a clean 500 instead of a cut stream.
+    dataset
+        .check_poisoned()
+        .map_err(|e| Error::Unreadable(format!("{}: {e}", dataset.name)))?;
     let selection = Selection::parse(query.slice.as_deref().unwrap_or(""), &dataset.shape)?;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = encode::negotiate(query.format.as_deref(), accept)?;
@@ -86,7 +90,10 @@ pub(super) async fn get(
         return Ok((head, Body::empty()).into_response());
     }
     if let Some(body) = encode::produce_inline(&job) {
-        let body = body.map_err(|e| Error::Internal(e.to_string()))?;
+        let body = body.map_err(|e| match e {
+            encode::EncodeError::Unreadable { .. } => Error::Unreadable(e.to_string()),
+            encode::EncodeError::Disconnected => Error::Internal(e.to_string()),
+        })?;
         return Ok((head, body).into_response());
     }
     Ok((head, stream::body(job, &state.streams_in_flight)).into_response())

@@ -191,7 +191,17 @@ where
         };
         let result = job(&src, threads);
         drop(held);
-        result
+        // The walks check the poisoned flag too; this is the last word before the answer is
+        // used: a reduction that read a truncated file's zero pages is never answered.
+        result.and_then(|body| {
+            dataset
+                .check_poisoned()
+                .map_err(|source| ReduceError::Unreadable {
+                    dataset: dataset.name.clone(),
+                    source,
+                })?;
+            Ok(body)
+        })
     })
     .await
     .map_err(|e| Error::Internal(format!("reduction panicked: {e}")))??;

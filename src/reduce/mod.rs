@@ -6,8 +6,9 @@
 //! order, gathers the elements into blocks of at most [`BLOCK_ELEMS`], decodes each block into a
 //! typed buffer (`Block`: `f64` for floats, `i64` for signed integers, `u64` for unsigned ones
 //! and bools) with one `match` on the dtype, and hands the block to the reducer. Between blocks
-//! it checks the cancel flag (the client went away) and, every [`CHECK_BYTES`], that the data
-//! file still covers the array (a truncated file would raise SIGBUS on the lost pages).
+//! it checks the cancel flag (the client went away) and the map's poisoned flag (a truncated
+//! file's lost pages read as zeros, see [`crate::sigbus`]), and, every [`CHECK_BYTES`], that
+//! the data file still covers the array, so a truncation is noticed before its pages fault.
 //!
 //! This module does not know HTTP: the handlers in `http::stats` run reducers on blocking
 //! threads behind a semaphore and set the cancel flag when the client disconnects.
@@ -152,12 +153,23 @@ impl Source<'_> {
         Kind::of(self.dataset.dtype.scalar)
     }
 
+    /// Called before each block is decoded: stops on the cancel flag, and on a poisoned map
+    /// (the block may hold the zeros the SIGBUS guard mapped in; see [`crate::sigbus`]).
     fn cancelled(&self) -> Result<(), ReduceError> {
         if self.cancel.load(Ordering::Relaxed) {
             CANCELLED.fetch_add(1, Ordering::Relaxed);
             return Err(ReduceError::Cancelled);
         }
-        Ok(())
+        self.check_poisoned()
+    }
+
+    fn check_poisoned(&self) -> Result<(), ReduceError> {
+        self.dataset
+            .check_poisoned()
+            .map_err(|source| ReduceError::Unreadable {
+                dataset: self.dataset.name.clone(),
+                source,
+            })
     }
 
     fn check_len(&self) -> Result<(), ReduceError> {
@@ -242,7 +254,7 @@ struct Buffers {
 ///
 /// # Errors
 /// [`ReduceError::Cancelled`] once the cancel flag is set, [`ReduceError::Unreadable`] when the
-/// file shrank, or the first error `each` returns.
+/// file shrank or the map is poisoned, or the first error `each` returns.
 pub(crate) fn walk(
     src: &Source<'_>,
     each: impl FnMut(u64, Block<'_>) -> Result<(), ReduceError>,
@@ -258,7 +270,10 @@ pub(crate) fn walk(
         4 => Walker::<4>::new(src).run(each),
         8 => Walker::<8>::new(src).run(each),
         other => unreachable!("no real dtype has itemsize {other}"),
-    }
+    }?;
+    // Blocks decoded straight from the map are checked only before they are read; the last
+    // one is checked here, before the caller uses the result.
+    src.check_poisoned()
 }
 
 /// The state of one walk over elements of `N` bytes.

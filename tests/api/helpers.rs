@@ -34,6 +34,8 @@ impl TestApp {
 
 /// Starts the server over `data_dir` with `config` tweaks applied.
 pub(crate) async fn spawn_app_with(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    // As `main` does: a truncated data file must not kill the test binary.
+    arrayd::sigbus::install();
     let mut config = Config::for_data_dir(data_dir);
     tweak(&mut config);
     let (registry, skipped) = Registry::scan(data_dir).expect("scan");

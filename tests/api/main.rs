@@ -11,5 +11,7 @@ mod datasets;
 mod numpy;
 /// `/raw`: byte ranges, multipart, validators and conditional requests, real curl.
 mod raw;
+/// Data files truncated while mapped (DESIGN "Reliability").
+mod reliability;
 /// `/stats`, `/histogram`, `/downsample`.
 mod stats;
