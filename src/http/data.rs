@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::cache::{Outcome, Validators};
 use super::error::{Error, Result};
-use super::extract::{Path, Query};
+use super::extract::{nonfinite_style, Path, Query};
 use super::{stream, AppState};
 use crate::encode::{self, Format, Job, Style};
 use crate::selection::Selection;
@@ -55,15 +55,11 @@ pub(super) async fn get(
     let selection = Selection::parse(query.slice.as_deref().unwrap_or(""), &dataset.shape)?;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = encode::negotiate(query.format.as_deref(), accept)?;
-    let (json_style, nonfinite) = match query.nonfinite.as_deref() {
-        None | Some("null") => (Style::JsonNull, "null"),
-        Some("string") => (Style::JsonString, "string"),
-        Some(other) => {
-            return Err(Error::BadQuery(format!(
-                "nonfinite must be null or string, not {:?}",
-                other.chars().take(40).collect::<String>()
-            )))
-        }
+    let json_style = nonfinite_style(query.nonfinite.as_deref())?;
+    let nonfinite = if json_style == Style::JsonString {
+        "string"
+    } else {
+        "null"
     };
     let slice = query.slice.as_deref().unwrap_or("");
     let validators = Validators::data(&dataset, slice, format.as_str(), nonfinite);

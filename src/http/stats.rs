@@ -19,10 +19,9 @@ use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::{Error, Result};
-use super::extract::{Path, Query};
+use super::extract::{nonfinite_style, Path, Query};
 use super::AppState;
 use crate::dataset::Dataset;
-use crate::encode::Style;
 use crate::reduce::downsample::{self, DownsampleParams};
 use crate::reduce::histogram::{self, HistogramParams};
 use crate::reduce::stats::{self, StatsParams};
@@ -66,7 +65,7 @@ pub(super) async fn get_stats(
     Query(q): Query<StatsQuery>,
 ) -> Result<Response> {
     let (dataset, selection) = prepare(&state, &name, q.slice.as_deref())?;
-    let style = json_style(q.nonfinite.as_deref())?;
+    let style = nonfinite_style(q.nonfinite.as_deref())?;
     let params = StatsParams::parse(
         q.ops.as_deref(),
         q.axis.as_deref(),
@@ -87,7 +86,7 @@ pub(super) async fn get_histogram(
     Query(q): Query<HistogramQuery>,
 ) -> Result<Response> {
     let (dataset, selection) = prepare(&state, &name, q.slice.as_deref())?;
-    let style = json_style(q.nonfinite.as_deref())?;
+    let style = nonfinite_style(q.nonfinite.as_deref())?;
     let params = HistogramParams::parse(q.bins.as_deref(), q.range.as_deref())?;
     run(dataset, selection, 1, move |src, _| {
         Ok(histogram::histogram(src, &params)?.to_json(style))
@@ -101,7 +100,7 @@ pub(super) async fn get_downsample(
     Query(q): Query<DownsampleQuery>,
 ) -> Result<Response> {
     let (dataset, selection) = prepare(&state, &name, q.slice.as_deref())?;
-    let style = json_style(q.nonfinite.as_deref())?;
+    let style = nonfinite_style(q.nonfinite.as_deref())?;
     let params = DownsampleParams::parse(q.buckets.as_deref())?;
     let shape = selection.out_shape();
     if shape.len() != 1 {
@@ -122,17 +121,6 @@ fn prepare(state: &AppState, name: &str, slice: Option<&str>) -> Result<(Arc<Dat
         return Err(ReduceError::UnsupportedDtype(dataset.dtype.descr()).into());
     }
     Ok((dataset, selection))
-}
-
-fn json_style(nonfinite: Option<&str>) -> Result<Style> {
-    match nonfinite {
-        None | Some("null") => Ok(Style::JsonNull),
-        Some("string") => Ok(Style::JsonString),
-        Some(other) => Err(Error::BadQuery(format!(
-            "nonfinite must be null or string, not {:?}",
-            other.chars().take(40).collect::<String>()
-        ))),
-    }
 }
 
 /// Cores of this machine: the semaphore's permits.
