@@ -452,8 +452,8 @@ def chunk_sweep(data, rows, row_bytes, args, table):
         try:
             t_bin, n_bin = curl_seconds(f"{srv.base}/v1/datasets/big/data?slice=0:{nrows}&format=bin", reps=args.reps)
             t_json, n_json = curl_seconds(f"{srv.base}/v1/datasets/big/data?slice=0:{json_rows}&format=json", reps=max(3, args.reps // 2))
-            table.add(f"--chunk-bytes {kib} KiB: bin {n_bin >> 20} MiB | json {json_rows} rows ({n_json >> 20} MiB text)",
-                      f"{gbps(n_bin, t_bin)} | {n_json / t_json / 1e6:.0f} MB/s", "", "")
+            table.add(f"--chunk-bytes {kib} KiB: bin {n_bin >> 20} MiB / json {json_rows} rows ({n_json >> 20} MiB text)",
+                      f"{gbps(n_bin, t_bin)} / {n_json / t_json / 1e6:.0f} MB/s", "", "")
         finally:
             srv.stop()
 
@@ -489,8 +489,8 @@ def cold(data, big, raw, rows, row_bytes, args, table, nginxes):
             finally:
                 srv.stop()
         t_bin, t_str = statistics.median(times["bin"]), statistics.median(times["strided"])
-        table.add(f"cold cache, madvise hints {hints}: bin {nbytes >> 20} MiB | strided :,5 | random 4 KiB rows c=4 (fresh server each)",
-                  f"{gbps(nbytes, t_bin)} | {t_str * 1e3:.0f} ms | {statistics.median(small):.0f} req/s", "", "")
+        table.add(f"cold cache, madvise hints {hints}: bin {nbytes >> 20} MiB / strided :,5 / random 4 KiB rows c=4 (fresh server each)",
+                  f"{gbps(nbytes, t_bin)} / {t_str * 1e3:.0f} ms / {statistics.median(small):.0f} req/s", "", "")
     for n, mode in zip(nginxes, ("on", "off")):
         ng_t = []
         for _ in range(reps):
