@@ -84,18 +84,14 @@ pub fn router(state: AppState) -> Router {
     let max_uri = state.config.max_uri_bytes;
     // Layers listed outermost first: `ServiceBuilder` applies them top to bottom.
     let middleware = ServiceBuilder::new()
-        // The span of every request, with its matched route; errors logged inside it.
+        // The span of every request, with its matched route.
         .layer(TraceLayer::new_for_http())
-        .layer(middleware::from_fn(log_internal_errors))
-        // Refuse over-long targets before any parsing sees them.
-        .layer(middleware::from_fn(move |req, next| {
-            limit_uri(max_uri, req, next)
-        }))
         // Queue requests past the limit instead of starting unbounded work.
         .layer(ConcurrencyLimitLayer::new(state.config.max_concurrent))
-        // Bounds the time to the response head only: bodies stream as long as the client reads.
+        // One function for the rest (each `from_fn` layer costs a boxed future per request):
+        // target length, head timeout, logging of 5xx causes.
         .layer(middleware::from_fn(move |req, next| {
-            head_timeout(timeout, req, next)
+            guard(max_uri, timeout, req, next)
         }));
     Router::new()
         .route("/healthz", get(healthz))
@@ -166,24 +162,22 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
 }
 
-async fn limit_uri(limit: usize, req: Request, next: Next) -> Response {
+/// Refuses over-long targets before any parsing sees them, bounds the time to the response
+/// head (bodies stream as long as the client reads), and logs the cause of every 5xx answer,
+/// which the answer itself does not carry.
+async fn guard(max_uri: usize, timeout: Duration, req: Request, next: Next) -> Response {
     let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
-    if len > limit {
-        return Error::UriTooLong { len, limit }.into_response();
+    if len > max_uri {
+        return Error::UriTooLong {
+            len,
+            limit: max_uri,
+        }
+        .into_response();
     }
-    next.run(req).await
-}
-
-async fn head_timeout(timeout: Duration, req: Request, next: Next) -> Response {
-    match tokio::time::timeout(timeout, next.run(req)).await {
+    let response = match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(response) => response,
         Err(_) => Error::Timeout(timeout.as_secs()).into_response(),
-    }
-}
-
-/// Logs the cause of every 5xx answer, which the answer itself does not carry.
-async fn log_internal_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+    };
     if let Some(cause) = response.extensions().get::<error::InternalCause>() {
         tracing::error!(cause = %cause.0, "internal error");
     }
