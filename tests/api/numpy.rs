@@ -32,29 +32,23 @@ pub(crate) async fn run_script(python: &str, script: &str, args: &[&str]) {
     assert!(status.success(), "{script} {args:?} failed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_selection_matches_numpy_in_every_format() {
+/// Writes NumPy's fixtures with `seed`, serves them, and runs `checker` against the server.
+async fn check_against_numpy(checker: &str, seed: &str) {
     let python = python().await;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let data = data.to_str().unwrap();
-    run_script(&python, "make_fixtures.py", &[data, "--seed", "7"]).await;
+    run_script(&python, "make_fixtures.py", &[data, "--seed", seed]).await;
     let app = spawn_app(Path::new(data)).await;
-    run_script(&python, "check_data.py", &[&app.base, data, "--seed", "7"]).await;
+    run_script(&python, checker, &[&app.base, data, "--seed", seed]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_selection_matches_numpy_in_every_format() {
+    check_against_numpy("check_data.py", "7").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregates_match_numpy() {
-    let python = python().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data = data.to_str().unwrap();
-    run_script(&python, "make_fixtures.py", &[data, "--seed", "11"]).await;
-    let app = spawn_app(Path::new(data)).await;
-    run_script(
-        &python,
-        "check_stats.py",
-        &[&app.base, data, "--seed", "11"],
-    )
-    .await;
+    check_against_numpy("check_stats.py", "11").await;
 }
