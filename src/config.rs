@@ -86,8 +86,10 @@ pub struct Config {
     #[arg(long, env = "ARRAYD_MAX_URI_BYTES", default_value_t = 8192)]
     pub max_uri_bytes: usize,
 
-    /// Requests served at once; more wait in the accept queue.
-    #[arg(long, env = "ARRAYD_MAX_CONCURRENT", default_value_t = 1024)]
+    /// Requests in progress at once, across all serving threads; a request counts until its
+    /// whole body is sent (streams included). Past it, requests get `503` with `Retry-After`
+    /// at once instead of queueing; `/healthz` and `/readyz` are never refused.
+    #[arg(long, env = "ARRAYD_MAX_CONCURRENT", default_value_t = 16_384)]
     pub max_concurrent: usize,
 
     /// Time allowed to produce a response head, in seconds (bodies stream without a bound).
@@ -97,11 +99,65 @@ pub struct Config {
     /// Time SIGTERM waits for in-flight requests before exiting, in seconds.
     #[arg(long, env = "ARRAYD_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+
+    /// Directory of the registrations made over HTTP (`datasets/NAME.json`, one file each).
+    /// Never inside the data directory, which may be read-only; replicas may share it.
+    #[arg(long, env = "ARRAYD_STATE_DIR", default_value = ".arrayd")]
+    pub state_dir: PathBuf,
+
+    /// Rescan the data directory and the registrations every this many seconds; 0: only on
+    /// SIGHUP and `POST /v1/admin/rescan`.
+    #[arg(long, env = "ARRAYD_RESCAN_SECS", default_value_t = 0)]
+    pub rescan_secs: u64,
+
+    /// Bearer token every `/v1` read needs; open when unset.
+    #[arg(long, env = "ARRAYD_READ_TOKEN", hide_env_values = true)]
+    pub read_token: Option<String>,
+
+    /// File holding the read token (one line; a trailing newline is ignored).
+    #[arg(long, env = "ARRAYD_READ_TOKEN_FILE", conflicts_with = "read_token")]
+    pub read_token_file: Option<PathBuf>,
+
+    /// Bearer token of `POST`/`DELETE` (registration, rescans); without one they answer 403.
+    #[arg(long, env = "ARRAYD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// File holding the admin token (one line; a trailing newline is ignored).
+    #[arg(long, env = "ARRAYD_ADMIN_TOKEN_FILE", conflicts_with = "admin_token")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// Origins allowed to call the API from a browser (CORS); repeat the flag or separate
+    /// with commas; `*` allows any. None by default.
+    #[arg(long, env = "ARRAYD_CORS_ORIGIN", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
+
+    /// Largest request body, in bytes (413 past it).
+    #[arg(long, env = "ARRAYD_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Largest request head (request line and headers), in bytes (431 past it).
+    #[arg(long, env = "ARRAYD_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// Time a client has to send a whole request head once it started one, in seconds;
+    /// then the connection is closed (slowloris).
+    #[arg(long, env = "ARRAYD_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Time an idle keep-alive connection stays open, in seconds.
+    #[arg(long, env = "ARRAYD_KEEP_ALIVE_SECS", default_value_t = 60)]
+    pub keep_alive_secs: u64,
+
+    /// Time a client may accept no byte of an answer before the connection is cut, in
+    /// seconds; a slow reader that keeps taking bytes is never cut.
+    #[arg(long, env = "ARRAYD_SEND_TIMEOUT_SECS", default_value_t = 60)]
+    pub send_timeout_secs: u64,
 }
 
 impl Config {
     /// A configuration for `data_dir` with every other field at its default, ignoring the
-    /// environment; tests and benches use it.
+    /// environment, and a state directory of its own under the system's temporary directory
+    /// (so tests never share registrations); tests and benches use it.
     pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Config {
         Config {
             data_dir: data_dir.into(),
@@ -110,9 +166,29 @@ impl Config {
             madvise: true,
             threads: 0,
             max_uri_bytes: 8192,
-            max_concurrent: 1024,
+            max_concurrent: 16_384,
             request_timeout_secs: 60,
             shutdown_grace_secs: 30,
+            state_dir: data_dir_state(),
+            rescan_secs: 0,
+            read_token: None,
+            read_token_file: None,
+            admin_token: None,
+            admin_token_file: None,
+            cors_origin: Vec::new(),
+            max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
+            header_read_timeout_secs: 10,
+            keep_alive_secs: 60,
+            send_timeout_secs: 60,
         }
     }
+}
+
+/// A state directory no other `for_data_dir` configuration of any process uses.
+fn data_dir_state() -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("arrayd-state-{}-{n}", std::process::id()))
 }
