@@ -2,15 +2,18 @@
 //!
 //! An HTTP service that serves slices and aggregates of huge on-disk arrays (NumPy `.npy`
 //! files and raw binary files with a JSON descriptor), reading only the pages a request
-//! needs and streaming every answer in bounded chunks. The contract is DESIGN.md.
+//! needs and streaming every answer in bounded chunks. The contract is README.md and
+//! openapi.yaml.
 //!
 //! # Layout
 //!
 //! In the order a request travels:
 //!
 //! - [`config`]: command line and environment.
-//! - [`http`]: router, middleware, handlers, the error body, streamed bodies, byte ranges and
-//!   cache validators.
+//! - [`server`]: the serving loop the binary runs: per-core runtimes, signals, rescans, drain.
+//! - [`http`]: connections and their limits, router, the front middleware (request ids,
+//!   tokens, shedding, metrics, logs), handlers, the error body, streamed bodies, byte ranges
+//!   and cache validators.
 //! - [`registry`]: name → dataset, the data-directory scan, the one memory map.
 //! - [`dataset`]: a named array over one region of one mapped file.
 //! - [`sigbus`]: the SIGBUS guard that turns a truncated file's lost pages into a poisoned map.
@@ -31,6 +34,7 @@ pub mod plan;
 pub mod reduce;
 pub mod registry;
 pub mod selection;
+pub mod server;
 pub mod sigbus;
 
 pub use http::Error;

@@ -64,6 +64,22 @@ pub enum Error {
         /// Length of the representation in bytes.
         len: u64,
     },
+    /// `401`: a guarded route without the token (`invalid: false`) or with a wrong one; the
+    /// answer carries `WWW-Authenticate: Bearer` (RFC 6750 §3).
+    #[error("{}", if *invalid { "the bearer token is not valid" } else { "this call needs a bearer token (Authorization: Bearer TOKEN)" })]
+    Unauthorized {
+        /// A token was given but matches none.
+        invalid: bool,
+    },
+    /// `403`: a write with the read token, or while no admin token is configured.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// `503`: `--max-concurrent` requests are in progress; the answer says `Retry-After`.
+    #[error("the server is at its limit of {0} requests in progress; retry shortly")]
+    Overloaded(usize),
+    /// `503`: the server is draining before it stops; the answer closes the connection.
+    #[error("the server is shutting down; retry on another replica")]
+    Draining,
     /// `500`: the data file shrank under its map or its pages cannot be read (DESIGN
     /// "Reliability"); found before the head was sent.
     #[error("data file can no longer be read: {0}")]
@@ -89,9 +105,26 @@ impl Error {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
             Error::Unreadable(_) => (StatusCode::INTERNAL_SERVER_ERROR, "data_unreadable"),
+            Error::Unauthorized { invalid: false } => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Error::Unauthorized { invalid: true } => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Error::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
+            Error::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
             Error::Reduce(e) if e.is_internal() => (StatusCode::INTERNAL_SERVER_ERROR, e.code()),
             Error::Reduce(e) => (StatusCode::BAD_REQUEST, e.code()),
         }
+    }
+}
+
+impl Error {
+    /// A 5xx that is the server's fault: its message stays in the log. Overload, drain and
+    /// timeouts are 503s too, but their messages tell the client what to do.
+    fn is_fault(&self) -> bool {
+        self.status_and_code().0.is_server_error()
+            && !matches!(
+                self,
+                Error::Overloaded(_) | Error::Draining | Error::Timeout(_)
+            )
     }
 }
 
@@ -102,7 +135,8 @@ pub struct InternalCause(pub Arc<String>);
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let message = if status.is_server_error() {
+        let fault = self.is_fault();
+        let message = if fault {
             "internal server error; the cause is in the server log".to_owned()
         } else {
             self.to_string()
@@ -112,12 +146,34 @@ impl IntoResponse for Error {
             Json(json!({"error": {"code": code, "message": message}})),
         )
             .into_response();
-        if let Error::RangeNotSatisfiable { len } = self {
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                response.headers_mut().insert(header::CONTENT_RANGE, value);
+        let headers = response.headers_mut();
+        match &self {
+            Error::RangeNotSatisfiable { len } => {
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    headers.insert(header::CONTENT_RANGE, value);
+                }
             }
+            Error::Unauthorized { invalid } => {
+                let challenge = if *invalid {
+                    r#"Bearer realm="arrayd", error="invalid_token""#
+                } else {
+                    r#"Bearer realm="arrayd""#
+                };
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+            Error::Overloaded(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Error::Draining => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
-        if status.is_server_error() {
+        if fault {
             response
                 .extensions_mut()
                 .insert(InternalCause(Arc::new(self.to_string())));

@@ -1,67 +1,91 @@
 //! The HTTP surface: application state, the router with its middleware, and `serve`.
 //!
+//! A request's path through this module: [`serve`] accepts a connection and hands it to
+//! `conn` (hyper's HTTP/1 over a socket wrapper that enforces the head, idle and send limits);
+//! the [`router`] matches the route; CORS answers preflights; `front` (the one middleware)
+//! tags, gates (drain, shedding, tokens from `auth`), times and logs the request and counts it
+//! in `metrics`; compression wraps JSON and CSV bodies; the handler answers.
+//!
 //! Handlers live one resource per file (`datasets`, `data`, `raw`, `stats` for the
-//! aggregates); `stream` turns an encoding job into a streamed body; `range` parses `Range`
-//! headers and `cache` holds the validators and conditional requests of `/data` and `/raw`;
-//! `error` is the one error type every handler returns. Only this module and its children use
-//! axum.
+//! aggregates, `metrics`); `stream` turns an encoding job into a streamed body; `range` parses
+//! `Range` headers and `cache` holds the validators and conditional requests of `/data` and
+//! `/raw`; `error` is the one error type every handler returns. Only this module and its
+//! children use axum.
 
+mod auth;
 mod cache;
+mod conn;
 mod data;
 mod datasets;
 pub mod error;
 mod extract;
-mod listener;
+mod front;
+mod metrics;
 mod range;
 mod raw;
 /// `/stats`, `/histogram`, `/downsample`.
 mod stats;
 mod stream;
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::http::header;
-use axum::middleware::{self, Next};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use socket2::{Domain, Socket, Type};
 use tokio::net::TcpListener;
-use tower::limit::ConcurrencyLimitLayer;
-use tower::ServiceBuilder;
-use tower_http::trace::TraceLayer;
+use tokio::sync::watch;
+use tower_http::compression::predicate::{Predicate, SizeAbove};
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Config;
 use crate::dataset::Dataset;
 use crate::registry::Registry;
+pub use auth::{TokenError, Tokens};
 pub use error::Error;
+pub use front::Lifecycle;
+pub use metrics::Metrics;
 
-/// What every handler shares: the registry and the configuration.
+/// What every handler shares: the registry, the configuration and the server's counters.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// All datasets.
     pub registry: Arc<Registry>,
     /// The server's configuration.
     pub config: Arc<Config>,
+    /// The read and admin tokens, resolved from the configuration.
+    pub tokens: Arc<Tokens>,
+    /// Requests in progress and the drain flag.
+    pub lifecycle: Arc<Lifecycle>,
+    /// The `/metrics` series.
+    pub metrics: Arc<Metrics>,
     /// Bodies whose producer thread is running: what a vanished client must bring back
     /// down within a chunk (tests watch it).
     pub streams_in_flight: Arc<AtomicUsize>,
+    /// Aggregates being computed.
+    pub reductions_in_flight: Arc<AtomicUsize>,
 }
 
 impl AppState {
     /// State over `registry` and `config`, with nothing in flight.
-    pub fn new(registry: Registry, config: Config) -> AppState {
-        AppState {
+    ///
+    /// # Errors
+    /// [`TokenError`] when a configured token file cannot be read or a token is unusable.
+    pub fn new(registry: Registry, config: Config) -> Result<AppState, TokenError> {
+        Ok(AppState {
             registry: Arc::new(registry),
+            tokens: Arc::new(Tokens::from_config(&config)?),
             config: Arc::new(config),
+            lifecycle: Arc::default(),
+            metrics: Arc::default(),
             streams_in_flight: Arc::new(AtomicUsize::new(0)),
-        }
+            reductions_in_flight: Arc::new(AtomicUsize::new(0)),
+        })
     }
 
     /// The dataset called `name`.
@@ -78,23 +102,22 @@ impl AppState {
 /// The OpenAPI description served at `/openapi.yaml`: the file at the repository root.
 const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
 
+/// Why the configured CORS origins cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("--cors-origin {0:?} is not an origin such as https://dash.example.org or *")]
+pub struct BadOrigin(pub String);
+
 /// Builds the application: every route and the middleware around them.
-pub fn router(state: AppState) -> Router {
-    let timeout = Duration::from_secs(state.config.request_timeout_secs);
-    let max_uri = state.config.max_uri_bytes;
-    // Layers listed outermost first: `ServiceBuilder` applies them top to bottom.
-    let middleware = ServiceBuilder::new()
-        // The span of every request, with its matched route.
-        .layer(TraceLayer::new_for_http())
-        // Queue requests past the limit instead of starting unbounded work.
-        .layer(ConcurrencyLimitLayer::new(state.config.max_concurrent))
-        // One function for the rest (each `from_fn` layer costs a boxed future per request):
-        // target length, head timeout, logging of 5xx causes.
-        .layer(middleware::from_fn(move |req, next| {
-            guard(max_uri, timeout, req, next)
-        }));
-    Router::new()
+///
+/// # Errors
+/// [`BadOrigin`] for a `--cors-origin` that is not a valid header value.
+pub fn router(state: AppState) -> Result<Router, BadOrigin> {
+    let cors = cors(&state.config.cors_origin)?;
+    let front_state = state.clone();
+    let router = Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::get))
         .route("/openapi.yaml", get(openapi))
         .route("/v1/datasets", get(datasets::list))
         .route("/v1/datasets/{name}", get(datasets::get))
@@ -108,78 +131,153 @@ pub fn router(state: AppState) -> Router {
             Error::NoRoute(req.uri().path().chars().take(200).collect())
         })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .layer(middleware)
         .with_state(state)
+        // Layers wrap from the inside out: each `.layer` call becomes the outer one.
+        // Innermost: compression of JSON and CSV (error bodies included), so the front
+        // counts the bytes that go on the wire. bin, npy and /raw keep their lengths and
+        // ranges; tiny answers are not worth a compressor.
+        .layer(CompressionLayer::new().compress_when(SizeAbove::new(256).and(TextBody)))
+        // Then the front: request id, drain, shedding, tokens, timeout, metrics and logs
+        // (one `from_fn`: see `front`).
+        .layer(axum::middleware::from_fn(move |req, next| {
+            front::front(front_state.clone(), req, next)
+        }));
+    // Outermost: CORS, so preflights are answered without a token and every answer, errors
+    // included, carries the CORS headers a browser needs to read it.
+    Ok(match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    })
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then lets in-flight requests
-/// finish.
+/// Compress only JSON and CSV bodies.
+#[derive(Debug, Clone, Copy)]
+struct TextBody;
+
+impl Predicate for TextBody {
+    fn should_compress<B>(&self, response: &axum::http::Response<B>) -> bool
+    where
+        B: axum::body::HttpBody,
+    {
+        response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/csv"))
+    }
+}
+
+/// The CORS layer for `origins` (none: no CORS headers at all, browsers refuse cross-origin
+/// reads).
+fn cors(origins: &[String]) -> Result<Option<CorsLayer>, BadOrigin> {
+    if origins.is_empty() {
+        return Ok(None);
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|o| o.parse().map_err(|_| BadOrigin(o.clone())))
+            .collect::<Result<Vec<_>, _>>()?;
+        AllowOrigin::list(values)
+    };
+    let exposed = [
+        HeaderName::from_static("x-array-dtype"),
+        HeaderName::from_static("x-array-shape"),
+        HeaderName::from_static("x-request-id"),
+        header::CONTENT_RANGE,
+        header::CONTENT_LENGTH,
+        header::ACCEPT_RANGES,
+        header::ETAG,
+    ];
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::RANGE,
+                header::IF_NONE_MATCH,
+                header::IF_MODIFIED_SINCE,
+                header::IF_RANGE,
+                header::CONTENT_TYPE,
+            ])
+            .expose_headers(exposed)
+            .max_age(Duration::from_secs(600)),
+    ))
+}
+
+/// Where a server is in its life; every connection watches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepting and answering.
+    Serving,
+    /// SIGTERM came: requests in progress finish, idle connections close, new connections
+    /// are still accepted so that probes get an answer (`/readyz` 503), everything else is
+    /// `503 draining`.
+    Draining,
+    /// Every connection is dropped where it stands; the accept loop returns.
+    Stopped,
+}
+
+/// Accepts connections on `listener` and serves them with `router` until `phase` turns
+/// [`Phase::Stopped`] (or its sender goes away).
 ///
 /// # Errors
-/// The accept loop's I/O error.
+/// None so far: a failed `accept` (out of file descriptors, say) is logged and retried.
 pub async fn serve(
     listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    router: Router,
+    config: &Config,
+    mut phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
-    axum::serve(listener::Listener(listener), router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
-/// Binds `n` listening sockets on `addr` with `SO_REUSEPORT`, so that `n` single-threaded
-/// runtimes can each accept on their own socket and the kernel spreads connections over them.
-/// When `addr` has port 0, the first bind picks the port and the others share it.
-///
-/// One runtime per core, as nginx runs one worker per core, avoids the cross-thread wake-ups
-/// of a work-stealing runtime, which dominated small requests in profiles (README
-/// "Performance").
-///
-/// # Errors
-/// The socket, bind or listen error.
-pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
-    let mut addr = addr;
-    let mut listeners = Vec::with_capacity(n);
-    for _ in 0..n.max(1) {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-        socket.set_reuse_address(true)?;
-        socket.set_reuse_port(true)?;
-        socket.set_nonblocking(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(1024)?;
-        let listener: std::net::TcpListener = socket.into();
-        addr = listener.local_addr()?;
-        listeners.push(listener);
+    let limits = conn::Limits::from_config(config);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tokio::spawn(conn::serve_connection(stream, router.clone(), limits, phase.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            changed = phase.changed() => {
+                if changed.is_err() || *phase.borrow() == Phase::Stopped {
+                    return Ok(());
+                }
+            }
+        }
     }
-    Ok(listeners)
 }
 
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
+/// `GET /readyz`: 200 while serving, 503 once the drain began, so a load balancer stops
+/// sending before the server stops (`/healthz`, the liveness probe, stays 200).
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.lifecycle.draining() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining"})),
+        )
+            .into_response()
+    } else {
+        Json(json!({"status": "ready"})).into_response()
+    }
 }
 
-/// Refuses over-long targets before any parsing sees them, bounds the time to the response
-/// head (bodies stream as long as the client reads), and logs the cause of every 5xx answer,
-/// which the answer itself does not carry.
-async fn guard(max_uri: usize, timeout: Duration, req: Request, next: Next) -> Response {
-    let len = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
-    if len > max_uri {
-        return Error::UriTooLong {
-            len,
-            limit: max_uri,
-        }
-        .into_response();
-    }
-    let response = match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(response) => response,
-        Err(_) => Error::Timeout(timeout.as_secs()).into_response(),
-    };
-    if let Some(cause) = response.extensions().get::<error::InternalCause>() {
-        tracing::error!(cause = %cause.0, "internal error");
-    }
-    response
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
 }

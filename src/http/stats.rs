@@ -20,6 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::{Error, Result};
 use super::extract::{nonfinite_style, Path, Query};
+use super::stream::InFlight;
 use super::AppState;
 use crate::dataset::Dataset;
 use crate::reduce::downsample::{self, DownsampleParams};
@@ -74,7 +75,7 @@ pub(super) async fn get_stats(
         selection.out_shape().len(),
     )?;
     let threads = if params.axis.is_none() { cores() } else { 1 };
-    run(dataset, selection, threads, move |src, threads| {
+    run(&state, dataset, selection, threads, move |src, threads| {
         Ok(stats::stats(src, &params, threads)?.to_json(style))
     })
     .await
@@ -88,7 +89,7 @@ pub(super) async fn get_histogram(
     let (dataset, selection) = prepare(&state, &name, q.slice.as_deref())?;
     let style = nonfinite_style(q.nonfinite.as_deref())?;
     let params = HistogramParams::parse(q.bins.as_deref(), q.range.as_deref())?;
-    run(dataset, selection, 1, move |src, _| {
+    run(&state, dataset, selection, 1, move |src, _| {
         Ok(histogram::histogram(src, &params)?.to_json(style))
     })
     .await
@@ -106,7 +107,7 @@ pub(super) async fn get_downsample(
     if shape.len() != 1 {
         return Err(ReduceError::Not1d(shape).into());
     }
-    run(dataset, selection, 1, move |src, _| {
+    run(&state, dataset, selection, 1, move |src, _| {
         Ok(downsample::downsample(src, &params)?.to_json(style))
     })
     .await
@@ -148,6 +149,7 @@ impl Drop for CancelOnDrop {
 /// Runs `job` on a blocking thread with one permit, plus up to `max_threads - 1` more permits
 /// if they are free right now; `job` gets the number of permits held as its thread budget.
 async fn run<F>(
+    state: &AppState,
     dataset: Arc<Dataset>,
     selection: Selection,
     max_threads: usize,
@@ -156,6 +158,9 @@ async fn run<F>(
 where
     F: FnOnce(&Source<'_>, usize) -> Result<Vec<u8>, ReduceError> + Send + 'static,
 {
+    // Counted while waiting for a permit too: a queue of reductions is what an operator
+    // wants to see in `arrayd_reductions_in_flight`.
+    let _counted = InFlight::enter(&state.reductions_in_flight);
     let semaphore = permits();
     let first = Arc::clone(semaphore)
         .acquire_owned()

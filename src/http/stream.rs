@@ -69,10 +69,10 @@ where
 }
 
 /// Counts one running producer for as long as it lives.
-struct InFlight(Arc<AtomicUsize>);
+pub(super) struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {
-    fn enter(counter: &Arc<AtomicUsize>) -> InFlight {
+    pub(super) fn enter(counter: &Arc<AtomicUsize>) -> InFlight {
         counter.fetch_add(1, Ordering::Relaxed);
         InFlight(Arc::clone(counter))
     }

@@ -5,20 +5,26 @@ use std::path::{Path, PathBuf};
 use arrayd::config::Config;
 use arrayd::dtype::DType;
 use arrayd::http::AppState;
-use arrayd::registry::Registry;
-use tokio::sync::oneshot;
+use arrayd::server::{Server, Signal};
+use tokio::sync::mpsc;
 
-/// A running server over a data directory; dropping it shuts the server down.
+/// A running server over a data directory, run by [`Server::run`] exactly as the binary runs
+/// it, on a thread of its own; dropping it stops the server.
 pub(crate) struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub(crate) base: String,
+    /// The listening address.
+    pub(crate) addr: std::net::SocketAddr,
     /// A client without a timeout of its own.
     pub(crate) client: reqwest::Client,
     /// The server's state, to watch its counters.
     pub(crate) state: AppState,
     /// Names of the files the scan skipped, with reasons.
     pub(crate) skipped: Vec<(String, String)>,
-    _shutdown: oneshot::Sender<()>,
+    /// What the binary's signal thread would send.
+    pub(crate) signals: mpsc::UnboundedSender<Signal>,
+    /// Ends with `run`'s result.
+    pub(crate) stopped: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestApp {
@@ -30,28 +36,43 @@ impl TestApp {
             .await
             .expect("request failed")
     }
+
+    /// Sends SIGTERM's signal and waits (off the async threads) for `run` to return.
+    pub(crate) async fn terminate(&mut self) -> std::io::Result<()> {
+        let _ = self.signals.send(Signal::Terminate);
+        let handle = self.stopped.take().expect("already stopped");
+        tokio::task::spawn_blocking(move || handle.join().expect("server thread panicked"))
+            .await
+            .unwrap()
+    }
 }
 
-/// Starts the server over `data_dir` with `config` tweaks applied.
+/// Starts the server over `data_dir` with `config` tweaks applied (one serving thread unless
+/// the tweak says otherwise).
 pub(crate) async fn spawn_app_with(data_dir: &Path, tweak: impl FnOnce(&mut Config)) -> TestApp {
     // As `main` does: a truncated data file must not kill the test binary.
     arrayd::sigbus::install();
     let mut config = Config::for_data_dir(data_dir);
+    config.threads = 1;
     tweak(&mut config);
-    let (registry, skipped) = Registry::scan(data_dir).expect("scan");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(registry, config);
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(arrayd::http::serve(listener, state.clone(), async {
-        let _ = rx.await;
-    }));
+    let server = Server::bind(config).expect("server starts");
+    let addr = server.local_addr().unwrap();
+    let state = server.state().clone();
+    let skipped = server
+        .skipped()
+        .iter()
+        .map(|s| (s.path.clone(), s.reason.clone()))
+        .collect();
+    let (signals, rx) = mpsc::unbounded_channel();
+    let stopped = std::thread::spawn(move || server.run(rx));
     TestApp {
-        base,
+        base: format!("http://{addr}"),
+        addr,
         client: reqwest::Client::new(),
         state,
-        skipped: skipped.into_iter().map(|s| (s.path, s.reason)).collect(),
-        _shutdown: tx,
+        skipped,
+        signals,
+        stopped: Some(stopped),
     }
 }
 

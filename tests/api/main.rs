@@ -3,6 +3,13 @@
 
 mod helpers;
 
+/// Tokens, CORS, compression.
+mod access;
+/// Head size, head and idle timeouts, shedding, send timeout.
+mod limits;
+/// `/metrics`, request ids, the drain, the binary's logs.
+mod ops;
+
 /// `/data`: formats, negotiation, errors, streaming.
 mod data;
 /// Datasets discovery and META.

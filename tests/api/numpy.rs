@@ -20,11 +20,11 @@ pub(crate) async fn python() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-/// Runs a script under `tests/numpy/` and fails the test if it fails.
+/// Runs a script under `tests/python/` and fails the test if it fails.
 pub(crate) async fn run_script(python: &str, script: &str, args: &[&str]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let status = Command::new(python)
-        .arg(root.join("tests/numpy").join(script))
+        .arg(root.join("tests/python").join(script))
         .args(args)
         .status()
         .await
