@@ -84,11 +84,16 @@ def warm(path):
 
 
 class Arrayd:
-    def __init__(self, data_dir, *extra):
+    """arrayd as deployed: one log line per request (to a file, as a collector would take
+    them) and /metrics counting; `binary` may be an older build to compare against."""
+
+    def __init__(self, data_dir, *extra, binary=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [BIN, "--data-dir", data_dir, "--listen", f"127.0.0.1:{self.port}", "--log", "warn", *extra]
+            [binary or BIN, "--data-dir", data_dir, "--listen", f"127.0.0.1:{self.port}", "--log", "info", *extra],
+            stderr=self.log,
         )
         wait_http(self.base + "/healthz")
 
@@ -247,6 +252,8 @@ def main():
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--rounds", type=int, default=3, help="interleaved wrk rounds per target")
     ap.add_argument("--rss-gib", type=float, default=4)
+    ap.add_argument("--baseline-bin", help="an older arrayd build (bench/run --baseline REV makes one): "
+                    "the small-request section runs it too, interleaved, to price what changed")
     ap.add_argument("--skip", default="", help="comma list of sections to skip: contiguous,small,raw,strided,rss,scale,chunks,cold")
     args = ap.parse_args()
     if args.quick:
@@ -307,10 +314,17 @@ def main():
             lua_ng = lua_rows(LUA_NGINX.format(offset=0, row_bytes=row_bytes, file="big.f32", last=n * 4 - 1), rows)
             # Interleaved rounds, medians per target: the box is shared and noisy.
             runs = {"ours": [], "on": [], "off": []}
+            baseline = None
+            if args.baseline_bin:
+                baseline = Arrayd(data, binary=args.baseline_bin)
+                started.append(baseline)
+                runs["base"] = []
             for _ in range(args.rounds):
                 runs["ours"].append(wrk(server.base, lua_ours, args.seconds, 16))
                 runs["on"].append(wrk(nginxes[0].base, lua_ng, args.seconds, 16))
                 runs["off"].append(wrk(nginxes[1].base, lua_ng, args.seconds, 16))
+                if baseline:
+                    runs["base"].append(wrk(baseline.base, lua_ours, args.seconds, 16))
             med = {k: tuple(statistics.median(r[i] for r in v) for i in range(3)) + (sum(r[3] for r in v),)
                    for k, v in runs.items()}
             ours = med["ours"]
@@ -318,6 +332,12 @@ def main():
             assert ours[3] == 0 and theirs[3] == 0, (ours, theirs)
             table.add(f"small 4 KiB random rows, c=16, {args.rounds}x{args.seconds} s, wrk: req/s", f"{ours[0]:.0f}",
                       f"{theirs[0]:.0f} (sendfile {sf})", f"{ours[0] / theirs[0]:.2f}", ">= 0.8")
+            if baseline:
+                base = med["base"]
+                table.add(f"small 4 KiB: this build against {os.path.basename(args.baseline_bin)} (logs on in both): req/s",
+                          f"{ours[0]:.0f}", f"{base[0]:.0f}", f"{ours[0] / base[0]:.2f}", ">= 0.97")
+                baseline.stop()
+                started.remove(baseline)
             table.add("small 4 KiB: p50 / p99 latency", f"{ours[1] * 1e3:.2f} / {ours[2] * 1e3:.2f} ms",
                       f"{theirs[1] * 1e3:.2f} / {theirs[2] * 1e3:.2f} ms", f"{theirs[1] / ours[1]:.2f} (p50)")
 
@@ -391,7 +411,8 @@ def raw_section(server, nginxes, rows, row_bytes, npy_offset, args, table):
 
 
 def rss(server, work, gib, table):
-    """RssAnon of the server while a slow reader pulls `gib` GiB as bin and as JSON."""
+    """RssAnon of the server while a slow reader pulls `gib` GiB as bin, as JSON and as
+    gzip-compressed JSON (the compressed stream is small, so its reader is slower still)."""
     data = os.path.join(work, "rss")
     os.makedirs(data)
     n = int(gib * 2**30) // 4
@@ -399,19 +420,28 @@ def rss(server, work, gib, table):
     srv = Arrayd(data)
     try:
         idle = srv.rss_anon_kib()
-        for fmt in ("bin", "json"):
+        for fmt, coding, rate in (("bin", None, "400M"), ("json", None, "400M"), ("json", "gzip", "2M")):
             url = f"{srv.base}/v1/datasets/huge/data?format={fmt}"
-            client = subprocess.Popen(["curl", "-s", "-f", "--limit-rate", "400M", "-o", "/dev/null", "-w", "%{size_download}", url],
+            # Without --compressed curl does not decode: size_download is what went on the wire.
+            extra = ["-H", f"Accept-Encoding: {coding}", "-D", "-"] if coding else []
+            client = subprocess.Popen(["curl", "-s", "-f", "--limit-rate", rate, "-o", "/dev/null", *extra,
+                                       "-w", "\n%{size_download}", url],
                                       stdout=subprocess.PIPE, text=True)
             peak = idle
             while client.poll() is None:
                 peak = max(peak, srv.rss_anon_kib())
                 time.sleep(0.05)
-            size = int(client.stdout.read())
-            assert client.returncode == 0 and size >= n * 4, (client.returncode, size)
-            table.add(f"RssAnon while streaming {gib:g} GiB as {fmt} to a 400 MB/s reader",
-                      f"+{(peak - idle) / 1024:.1f} MiB (idle {idle / 1024:.1f} MiB)", f"{size / 2**30:.2f} GiB sent",
-                      "", "< 32 MiB")
+            out = client.stdout.read()
+            size = int(out.split()[-1])
+            assert client.returncode == 0, client.returncode
+            if coding:
+                assert f"content-encoding: {coding}" in out.lower(), out
+                what, sent = f"{fmt} + {coding}", f"{size / 2**20:.1f} MiB compressed sent"
+            else:
+                assert size >= n * 4, size
+                what, sent = fmt, f"{size / 2**30:.2f} GiB sent"
+            table.add(f"RssAnon while streaming {gib:g} GiB as {what} to a {rate}B/s reader",
+                      f"+{(peak - idle) / 1024:.1f} MiB (idle {idle / 1024:.1f} MiB)", sent, "", "< 32 MiB")
     finally:
         srv.stop()
 
