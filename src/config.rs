@@ -1,5 +1,5 @@
 //! Command line and environment: one `clap` struct per subcommand, each flag with an
-//! `ARRAYD_*` environment fallback (DESIGN "Operations").
+//! `ARRAYD_*` environment fallback (README "Configuration").
 //!
 //! Running the binary with no subcommand is `serve` with every default, so `cargo run --release`
 //! serves `./data` on `127.0.0.1:8080`.

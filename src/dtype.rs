@@ -1,4 +1,4 @@
-//! Element types: the NumPy type strings of DESIGN "Datasets" (`|b1`, `<i4`, `>f8`, ...).
+//! Element types: the NumPy type strings of README "Datasets" (`|b1`, `<i4`, `>f8`, ...).
 //!
 //! A [`DType`] is a scalar kind plus a byte order. It knows its `itemsize` and how to write
 //! itself back as a NumPy descriptor; it does not decode values (the encoders and reducers do
@@ -100,7 +100,7 @@ impl DType {
     ///
     /// # Errors
     /// [`DTypeError`] for structured, object, string, datetime and other types outside
-    /// DESIGN's list, naming the reason.
+    /// the list in README "Datasets", naming the reason.
     ///
     /// ```
     /// use arrayd::dtype::{DType, Scalar, ByteOrder};

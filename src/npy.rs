@@ -3,8 +3,8 @@
 //! A `.npy` file is the magic string, a two-byte version, a little-endian header length (`u16`
 //! for version 1.0, `u32` for 2.0 and 3.0), a Python dict literal naming `descr`,
 //! `fortran_order` and `shape`, and then the array data. [`parse_header`] turns a prefix of such
-//! a file into a [`Header`] whose `data_offset` is the dataset's `offset` (DESIGN "Datasets"),
-//! and [`write_header`] produces the header of DESIGN's `npy` format byte for byte as NumPy's
+//! a file into a [`Header`] whose `data_offset` is the dataset's `offset` (README "Datasets"),
+//! and [`write_header`] produces the header of the `npy` format of README "API" byte for byte as NumPy's
 //! `np.save` would.
 //!
 //! This module is pure: it reads and writes byte slices and never touches a file. It does not
@@ -124,7 +124,7 @@ pub enum NpyError {
         /// The value as written in the header (shortened if long).
         value: String,
     },
-    /// A `descr` outside DESIGN's dtype list, structured dtypes included.
+    /// A `descr` outside the dtype list in README "Datasets", structured dtypes included.
     #[error(transparent)]
     UnsupportedDtype(DTypeError),
     /// A negative entry in `shape`.
@@ -263,7 +263,7 @@ pub fn header_len_hint(prefix: &[u8]) -> Result<u64, NpyError> {
 /// # Errors
 /// One [`NpyError`] variant per failure: a missing magic string, an unknown version, a short
 /// prefix, a header over [`MAX_HEADER_LEN`], bad text, missing, unknown or duplicate keys, a
-/// `descr` outside DESIGN's dtypes ([`NpyError::UnsupportedDtype`], structured ones included),
+/// `descr` outside README's dtypes ([`NpyError::UnsupportedDtype`], structured ones included),
 /// negative or oversized dimensions, more than [`MAX_NDIM`] of them, and arrays whose byte size
 /// overflows.
 pub fn parse_header(bytes: &[u8]) -> Result<Header, NpyError> {

@@ -1,5 +1,5 @@
 //! Planning: a [`Selection`] over a dataset's [`Layout`] becomes a lazy iterator of runs
-//! (DESIGN "Vocabulary": a run is a maximal contiguous byte range of the file that a selection
+//! (README "How a request runs": a run is a maximal contiguous byte range of the file that a selection
 //! covers).
 //!
 //! The runs, read in order and concatenated, are the selected elements in C (row-major) order of
@@ -406,7 +406,7 @@ mod tests {
         let _ = runs(&sel, &layout(&[4, 4], Order::C, 1, 0));
     }
 
-    /// DESIGN "Performance": the cost depends on the bytes touched, not the dataset's size.
+    /// README "Performance": the cost depends on the bytes touched, not the dataset's size.
     #[test]
     fn cost_follows_the_selection_not_the_dataset() {
         let tib = layout(&[1 << 20, 1 << 20], Order::C, 1, 0);

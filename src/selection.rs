@@ -1,4 +1,4 @@
-//! Selections: the `slice=` text of DESIGN "Selection syntax" (NumPy basic indexing), parsed
+//! Selections: the `slice=` text of README "API" (NumPy basic indexing), parsed
 //! against a dataset's shape.
 //!
 //! A [`Selection`] holds one resolved [`AxisSel`] per dataset dimension: negative indices are
@@ -98,7 +98,7 @@ pub enum SelectionError {
         /// The part of the item that should have been an integer.
         number: String,
     },
-    /// A well-formed integer outside −2^63 … 2^63−1 (DESIGN "Details that settle edge cases").
+    /// A well-formed integer outside −2^63 … 2^63−1 (README "API").
     #[error("bad slice item {item:?}: {number} does not fit in a signed 64-bit integer")]
     NumberOverflow {
         /// The offending item.
@@ -148,7 +148,7 @@ pub enum SelectionError {
 }
 
 impl SelectionError {
-    /// The error code for the HTTP error body (DESIGN "HTTP API"): `index_out_of_range` for an
+    /// The error code for the HTTP error body (README "API"): `index_out_of_range` for an
     /// integer index outside its axis, `bad_slice` for everything else.
     pub fn code(&self) -> &'static str {
         match self {
@@ -182,7 +182,7 @@ enum Item<'a> {
 }
 
 impl Selection {
-    /// Parses `text` (DESIGN "Selection syntax") against a dataset of shape `shape`.
+    /// Parses `text` (README "API") against a dataset of shape `shape`.
     ///
     /// Semantics are NumPy's `a[text]`: negative indices count from the end, slice bounds clamp
     /// (including `i64::MIN`/`i64::MAX` bounds and steps), an integer index drops its dimension,

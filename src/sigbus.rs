@@ -1,5 +1,5 @@
-//! The SIGBUS guard: a data file truncated while mapped must not kill the server (DESIGN
-//! "Reliability").
+//! The SIGBUS guard: a data file truncated while mapped must not kill the server (README
+//! "Limits and known gaps").
 //!
 //! Touching a mapped page past the new end of a truncated file raises SIGBUS. The design is
 //! systemd's (`src/basic/sigbus.c`) and sapling's `indexedlog`: every map is registered in a

@@ -1,5 +1,5 @@
 //! Encoders: a selection's runs turned into body chunks in one of the `/data` formats
-//! (DESIGN "/data formats"), plus content negotiation.
+//! (README "API"), plus content negotiation.
 //!
 //! [`produce`] is the one producer every `/data` body goes through. It is synchronous and may
 //! fault pages in, so callers run it off the async workers; it hands each finished chunk to

@@ -1,5 +1,5 @@
 //! Content negotiation for `/data`: `format=` beats `Accept`; without both, JSON
-//! (DESIGN "/data formats" and "Details").
+//! (README "API").
 //!
 //! `Accept` follows RFC 9110 §12.5.1: media ranges are matched case-insensitively, the most
 //! specific range that matches a type gives its q-value, and q=0 means "not acceptable". Ties

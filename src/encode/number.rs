@@ -1,5 +1,5 @@
 //! Elements as text: shortest round-trip floats for the stored type, integers, booleans and
-//! complex values, in the spellings of JSON and CSV (DESIGN "/data formats").
+//! complex values, in the spellings of JSON and CSV (README "API").
 //!
 //! Each stored scalar is decoded from its bytes (either byte order) into an `Element`
 //! implementation, which writes itself for a [`Style`]. The layout of elements (brackets,
@@ -145,7 +145,7 @@ fn f16_text(v: f16) -> &'static [u8] {
 }
 
 /// Writes the shortest decimal that reads back as the same `f16` (an f16 0.1 is `0.1`, not
-/// the f32 expansion `0.099975586`; DESIGN "Details"). An f16 has at most 5 significant
+/// the f32 expansion `0.099975586`; README "API"). An f16 has at most 5 significant
 /// digits, so at most five candidates are tried.
 fn write_f16_shortest(v: f16, out: &mut Vec<u8>) {
     let x = f32::from(v);

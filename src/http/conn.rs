@@ -1,5 +1,5 @@
 //! One client connection: hyper's HTTP/1 state machine over a socket wrapper that enforces the
-//! connection limits (README "Limits") and gives JSON bodies to the few error answers hyper
+//! connection limits (README "Deploying") and gives JSON bodies to the few error answers hyper
 //! writes itself.
 //!
 //! The limits live in the socket wrapper because only it sees every byte and every stall:

@@ -1,5 +1,5 @@
 //! `GET`/`HEAD /v1/datasets/{name}/data`: a selection, streamed in the negotiated format
-//! (DESIGN "/data formats").
+//! (README "API").
 //!
 //! Everything that can fail with a 4xx (dataset, slice, format, parameters) is checked before
 //! the response head goes out; after it, the only failures are a vanished client (the
@@ -66,7 +66,7 @@ pub(super) async fn get(
     let mut cache_head = HeaderMap::new();
     validators.headers(&mut cache_head);
     if query.format.is_none() {
-        // The format then came from `Accept` (DESIGN "/data formats").
+        // The format then came from `Accept` (README "API").
         cache_head.insert(header::VARY, HeaderValue::from_static("accept"));
     }
     if validators.evaluate(&headers, SystemTime::now()) == Outcome::NotModified {

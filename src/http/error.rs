@@ -1,5 +1,5 @@
 //! The HTTP layer's error: every failure a handler can meet, mapped in one `match` to a
-//! status and a stable `code`, and rendered as DESIGN's body
+//! status and a stable `code`, and rendered as the body of README "API"
 //! `{"error": {"code": "...", "message": "..."}}`.
 //!
 //! 5xx answers carry a generic message; the cause goes into the response extensions, where
@@ -80,8 +80,8 @@ pub enum Error {
     /// `503`: the server is draining before it stops; the answer closes the connection.
     #[error("the server is shutting down; retry on another replica")]
     Draining,
-    /// `500`: the data file shrank under its map or its pages cannot be read (DESIGN
-    /// "Reliability"); found before the head was sent.
+    /// `500`: the data file shrank under its map or its pages cannot be read (README
+    /// "Limits and known gaps"); found before the head was sent.
     #[error("data file can no longer be read: {0}")]
     Unreadable(String),
 }

@@ -1,5 +1,5 @@
 //! `GET`/`HEAD /v1/datasets/{name}/raw`: the array region of a dataset's file, bytes as
-//! stored (not the `.npy` header), with RFC 9110 byte ranges and validators (DESIGN "/raw and
+//! stored (not the `.npy` header), with RFC 9110 byte ranges and validators (README "/raw and
 //! caching").
 //!
 //! One range is a `206` with `Content-Range`; several are a `206 multipart/byteranges` whose

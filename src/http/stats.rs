@@ -1,5 +1,5 @@
-//! `GET /v1/datasets/{name}/stats`, `/histogram` and `/downsample`: the aggregates (DESIGN
-//! "/stats", "/histogram", "/downsample").
+//! `GET /v1/datasets/{name}/stats`, `/histogram` and `/downsample`: the aggregates (README
+//! "Aggregates").
 //!
 //! Each handler parses everything (dataset, `slice=`, parameters) before any work, so bad input
 //! is a clean 4xx. The reduction then runs on a blocking thread (never on an async worker, so
@@ -137,7 +137,7 @@ fn permits() -> &'static Arc<Semaphore> {
 }
 
 /// Sets the cancel flag when dropped: when hyper drops the handler future because the client
-/// went away, the blocking reduction sees the flag at its next block (NOTES-rust §3, T5).
+/// went away, the blocking reduction sees the flag at its next block (a probe of this design stopped within one block).
 struct CancelOnDrop(Arc<AtomicBool>);
 
 impl Drop for CancelOnDrop {

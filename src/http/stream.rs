@@ -53,7 +53,7 @@ where
     tokio::task::spawn_blocking(move || {
         let _in_flight = in_flight;
         // A panic would drop `tx` and end a chunked body as if it were complete; catch it and
-        // cut the stream instead (DESIGN "Reliability").
+        // cut the stream instead (README "Limits and known gaps").
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             produce(&mut |chunk| tx.blocking_send(Ok(chunk)).is_ok())
         }));

@@ -1,4 +1,4 @@
-//! `/downsample`: M4 buckets of a 1-d selection for line charts (DESIGN "/downsample"; Jugel et
+//! `/downsample`: M4 buckets of a 1-d selection for line charts (README "Aggregates"; Jugel et
 //! al., "M4: A Visualization-Oriented Time Series Data Aggregation", VLDB 2014).
 //!
 //! The `n` elements split into `B = min(buckets, n)` buckets, bucket `i` covering

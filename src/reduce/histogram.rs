@@ -1,5 +1,5 @@
 //! `/histogram`: equal-width bin counts of a selection with `np.histogram`'s semantics
-//! (DESIGN "/histogram").
+//! (README "Aggregates").
 //!
 //! NumPy computes the edges with `np.linspace(lo, hi, bins + 1)` in float64 and casts them to
 //! the bin dtype, which is the data's own float type (float16, float32, float64; float64 for

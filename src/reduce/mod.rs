@@ -1,4 +1,4 @@
-//! Reductions: the aggregates of DESIGN "/stats", "/histogram" and "/downsample", computed
+//! Reductions: the aggregates of README "Aggregates", "/histogram" and "/downsample", computed
 //! over a selection's runs without materialising the selection.
 //!
 //! Every reducer is a pure synchronous function over a [`Source`] (dataset, selection, cancel
@@ -49,7 +49,7 @@ pub fn cancelled_count() -> u64 {
 /// Why an aggregate could not be computed. [`ReduceError::code`] is the HTTP error code.
 #[derive(Debug, thiserror::Error)]
 pub enum ReduceError {
-    /// Complex data: aggregates are not defined for it yet (DESIGN "Aggregates").
+    /// Complex data: aggregates are not defined for it yet (README "Aggregates").
     #[error("aggregates of {0} data are not supported")]
     UnsupportedDtype(String),
     /// An `ops=` entry that is not one of `count,sum,mean,min,max,std,var`.

@@ -1,5 +1,5 @@
 //! `/stats`: count, sum, mean, min, max, std and var of a selection, over all of it or along
-//! one axis of its output shape (DESIGN "/stats").
+//! one axis of its output shape (README "Aggregates").
 //!
 //! **Accuracy.** Integer and bool sums are exact: each block sums the high and low 32-bit
 //! halves of its values in 64-bit lanes (no overflow within a block) and widens to `i128`, which
@@ -26,7 +26,7 @@ use super::{walk, Block, Kind, Num, ReduceError, Source, Value, BLOCK_ELEMS, MAX
 use crate::encode::number::Style;
 
 /// Independent accumulators per block loop: enough for the compiler to fill every vector lane
-/// of AVX2 several times over (NOTES-rust §6: 16 f64 lanes ran at memory speed).
+/// of AVX2 several times over (measured: 16 f64 lanes ran at memory speed).
 pub const LANES: usize = 16;
 
 /// One aggregate of `ops=`.

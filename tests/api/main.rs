@@ -18,7 +18,7 @@ mod datasets;
 mod numpy;
 /// `/raw`: byte ranges, multipart, validators and conditional requests, real curl.
 mod raw;
-/// Data files truncated while mapped (DESIGN "Reliability").
+/// Data files truncated while mapped (README "Limits and known gaps").
 mod reliability;
 /// `/stats`, `/histogram`, `/downsample`.
 mod stats;

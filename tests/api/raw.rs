@@ -528,7 +528,7 @@ async fn curl_ranges_match_the_file() {
     assert!(stdout.contains(" 0 failed"), "{stdout}");
 }
 
-/// DESIGN "Reliability": a request for bytes a truncated file lost gets a clean 500 with the
+/// README "Limits and known gaps": a request for bytes a truncated file lost gets a clean 500 with the
 /// JSON body, on the small (page-cache) path and on the streamed one alike, never a SIGBUS.
 #[tokio::test]
 async fn a_truncated_file_is_a_clean_500() {

@@ -1,4 +1,4 @@
-//! DESIGN "Reliability": a data file truncated by another party while it is mapped must not
+//! README "Limits and known gaps": a data file truncated by another party while it is mapped must not
 //! crash the server. The test binary is the server process, so a SIGBUS the guard missed kills
 //! the whole binary: surviving is the first assertion.
 

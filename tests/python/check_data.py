@@ -10,8 +10,7 @@ fixtures-manifest.json); the server under test must be serving it
 files (np.load(mmap_mode='r') / np.memmap) and indexing them with the same
 selection as a Python key.
 
-Checked (see DESIGN.md "Selection syntax", "HTTP API", "/data formats",
-"Details that settle edge cases"):
+Checked (see README.md "API"):
   * /v1/datasets lists exactly the good datasets (clashing names may be
     absent, or present as one of their candidates), no bad file;
   * /v1/datasets/{name} META: name dtype shape order itemsize nbytes file offset;

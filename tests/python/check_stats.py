@@ -9,7 +9,7 @@ are reduced over HTTP and by NumPy on the same file:
 
   * /stats: a random subset of ops, a random axis (or none, negative too), a
     random ddof and NaN policy. count, integer/bool sums and min/max must be
-    exact; float sums, means, var and std within DESIGN's tolerances (relative
+    exact; float sums, means, var and std within the tolerances in README "Aggregates" (relative
     1e-9 for float64 data, 1e-6 for float32/float16 and integer var/std),
     measured against the float64 NumPy result (sums against sum(|x|), as a
     sum's condition number asks); NaN/inf results are null. Where float64
@@ -17,10 +17,10 @@ are reduced over HTTP and by NumPy on the same file:
     against a finite value (or the reverse) is accepted: the order of
     additions decides overflow there.
   * /histogram: edges and counts exactly as np.histogram with the range made
-    of the finite min and max (DESIGN), NaNs in nan_count.
+    of the finite min and max (README "Aggregates"), NaNs in nan_count.
   * /downsample on 1-d selections: bucket starts, first/last, min/max and
     first-occurrence argmin/argmax, NaNs ignored, computed in Python.
-  * complex data and bad parameters: 400 with the DESIGN error codes.
+  * complex data and bad parameters: 400 with the documented error codes.
 
 Prints `N passed, M failed` last and exits 1 if M > 0.
 """
