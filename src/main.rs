@@ -20,7 +20,10 @@ fn main() -> ExitCode {
     // and delays none when idle. The guard flushes the queue when `main` returns.
     let (writer, _flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     init_tracing(&cli.log, cli.log_format, writer);
     let config = match cli.command {
         Some(Command::Serve(config)) => config,
