@@ -175,38 +175,68 @@ fn load(root: &Path, path: &Path, rel: &str) -> Result<Option<Dataset>, DatasetE
         return Ok(None);
     };
     let name = stem.replace('/', ".");
-    if !is_valid_name(&name) {
-        return Err(DatasetError::BadName {
+    check_name(&name, rel)?;
+    let (data_path, region) = if is_npy {
+        (path.to_owned(), None)
+    } else {
+        let (file, region) = read_descriptor(path, rel)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        (dir.join(file), Some(region))
+    };
+    open_dataset(root, name, &data_path, region, rel).map(Some)
+}
+
+/// The scan's name rule, as an error naming `rel`.
+fn check_name(name: &str, rel: &str) -> Result<(), DatasetError> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(DatasetError::BadName {
             path: rel.to_owned(),
             reason: "its name is not [A-Za-z0-9_][A-Za-z0-9_.-]{0,199}",
-        });
+        })
     }
-    let descriptor = if is_npy {
-        None
-    } else {
-        Some(read_descriptor(path, rel)?)
-    };
-    let data_path = match &descriptor {
-        None => path.to_owned(),
-        Some((file, _)) => path.parent().unwrap_or(Path::new(".")).join(file),
-    };
-    let data_path = resolve_inside(root, &data_path, rel)?;
+}
+
+/// The one validation path of a data file, shared by the scan and by registrations: confine
+/// `data_path` to `root`, require a regular file, read the `.npy` header when `region` is
+/// `None`, map the file and check the region fits it.
+fn open_dataset(
+    root: &Path,
+    name: String,
+    data_path: &Path,
+    region: Option<Region>,
+    rel: &str,
+) -> Result<Dataset, DatasetError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let data_path = resolve_inside(root, data_path, rel)?;
     let data_rel = relative(root, &data_path);
     let io_err = |source| DatasetError::Io {
         path: data_rel.clone(),
         source,
     };
-    let file = File::open(&data_path).map_err(io_err)?;
+    let not_regular = || DatasetError::Descriptor {
+        path: rel.to_owned(),
+        reason: "data file is not a regular file".into(),
+    };
+    // Checked before `open`: opening a FIFO for reading blocks until a writer comes.
+    if !std::fs::metadata(&data_path).map_err(io_err)?.is_file() {
+        return Err(not_regular());
+    }
+    // O_NONBLOCK as well, for a file swapped for a FIFO between the check and the open; it
+    // changes nothing for regular files.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&data_path)
+        .map_err(io_err)?;
     let meta = file.metadata().map_err(io_err)?;
     if !meta.is_file() {
-        return Err(DatasetError::Descriptor {
-            path: rel.to_owned(),
-            reason: "data file is not a regular file".into(),
-        });
+        return Err(not_regular());
     }
-    let region = match descriptor {
+    let region = match region {
         None => read_npy_region(&file, meta.len(), rel)?,
-        Some((_, region)) => region,
+        Some(region) => region,
     };
     let identity = FileIdentity {
         dev: meta.dev(),
@@ -222,7 +252,7 @@ fn load(root: &Path, path: &Path, rel: &str) -> Result<Option<Dataset>, DatasetE
         handle: file,
         bytes,
     };
-    Dataset::new(name, data_rel, data_path, region, mapped).map(Some)
+    Dataset::new(name, data_rel, data_path, region, mapped)
 }
 
 /// Resolves symlinks and `..` and requires the result to be a file inside the data directory.
@@ -286,25 +316,31 @@ fn parse_descriptor(path: &Path, rel: &str) -> Result<Descriptor, DatasetError> 
 /// and the region in it.
 fn read_descriptor(path: &Path, rel: &str) -> Result<(String, Region), DatasetError> {
     let desc = parse_descriptor(path, rel)?;
-    let bad = |reason: String| DatasetError::Descriptor {
-        path: rel.to_owned(),
-        reason,
-    };
-    let dtype = DType::parse(&desc.dtype).map_err(|e| bad(e.to_string()))?;
-    let order = match desc.order.as_str() {
+    let region =
+        raw_region(&desc.dtype, desc.shape, &desc.order, desc.offset).map_err(|reason| {
+            DatasetError::Descriptor {
+                path: rel.to_owned(),
+                reason,
+            }
+        })?;
+    Ok((desc.file, region))
+}
+
+/// The region of a raw file from its descriptor fields (a descriptor file's or a
+/// registration's).
+fn raw_region(dtype: &str, shape: Vec<u64>, order: &str, offset: u64) -> Result<Region, String> {
+    let dtype = DType::parse(dtype).map_err(|e| e.to_string())?;
+    let order = match order {
         "C" => Order::C,
         "F" => Order::F,
-        other => return Err(bad(format!("order must be \"C\" or \"F\", not {other:?}"))),
+        other => return Err(format!("order must be \"C\" or \"F\", not {other:?}")),
     };
-    Ok((
-        desc.file,
-        Region {
-            dtype,
-            shape: desc.shape,
-            order,
-            offset: desc.offset,
-        },
-    ))
+    Ok(Region {
+        dtype,
+        shape,
+        order,
+        offset,
+    })
 }
 
 fn read_npy_region(file: &File, file_len: u64, rel: &str) -> Result<Region, DatasetError> {
