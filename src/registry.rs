@@ -16,12 +16,12 @@
 //! invalid or clashing name) is logged with its reason and skipped; the scan never fails as a
 //! whole unless the data directory itself cannot be read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use memmap2::Mmap;
@@ -33,6 +33,8 @@ use crate::dataset::{Dataset, DatasetError, FileIdentity, MappedFile, Region};
 use crate::dtype::DType;
 use crate::npy;
 use crate::plan::Order;
+use crate::registration::Registration;
+use crate::state::StateDir;
 
 /// Longest dataset name, DESIGN: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}`.
 const MAX_NAME_LEN: usize = 200;
@@ -52,6 +54,29 @@ pub struct Registry {
     root: PathBuf,
     /// Name → dataset. A `std` lock: it is held only to clone an `Arc`, never across `.await`.
     datasets: RwLock<BTreeMap<String, Arc<Dataset>>>,
+    /// Where registrations made over HTTP are saved; `None` for a bare scan.
+    state: Option<StateDir>,
+    /// Names of the datasets that came from registrations (not from the scan), which alone
+    /// may be deleted. Its lock also serializes registrations and deletions, so the check
+    /// for a clash, the saved file and the insert are one step.
+    registered: Mutex<BTreeSet<String>>,
+}
+
+/// Why a registration or a deletion is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The descriptor or its data file is unusable (400).
+    #[error("{0}")]
+    Bad(String),
+    /// The name is taken, or the dataset came from the data directory (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// No dataset by that name (404).
+    #[error("no dataset named {0:?}")]
+    Unknown(String),
+    /// The state directory cannot be written (500).
+    #[error("state directory: {0}")]
+    State(std::io::Error),
 }
 
 /// A file skipped by the scan, with the reason, for the start-up log.
@@ -99,8 +124,150 @@ impl Registry {
         let registry = Registry {
             root,
             datasets: RwLock::new(datasets),
+            state: None,
+            registered: Mutex::default(),
         };
         Ok((registry, skipped))
+    }
+
+    /// Scans `data_dir`, then registers every registration saved in `state_dir`. A saved
+    /// registration that is unreadable, invalid or whose data file is missing is logged and
+    /// returned as skipped, and its file is left where it is: the data file may come back.
+    ///
+    /// # Errors
+    /// As [`Registry::scan`], and when the state directory exists but cannot be listed.
+    pub fn open(data_dir: &Path, state_dir: &Path) -> std::io::Result<(Registry, Vec<Skipped>)> {
+        let (mut registry, mut skipped) = Registry::scan(data_dir)?;
+        let state = StateDir::new(state_dir);
+        for entry in state.load()? {
+            let loaded = entry
+                .contents
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| Registration::parse(&bytes))
+                .and_then(|reg| {
+                    if reg.name == entry.name {
+                        Ok(reg)
+                    } else {
+                        Err(format!("holds the name {:?}", reg.name))
+                    }
+                })
+                .and_then(|reg| {
+                    if registry.get(&reg.name).is_some() {
+                        return Err(format!("dataset name {:?} is already taken", reg.name));
+                    }
+                    registry.build(&reg).map_err(|e| e.to_string())
+                });
+            match loaded {
+                Ok(dataset) => registry.insert(dataset),
+                Err(reason) => {
+                    tracing::warn!(path = %entry.path, %reason, "registration skipped; its file is kept");
+                    skipped.push(Skipped {
+                        path: format!("{}/{}", state_dir.display(), entry.path),
+                        reason,
+                    });
+                }
+            }
+        }
+        registry.state = Some(state);
+        Ok((registry, skipped))
+    }
+
+    /// Validates `reg` exactly as a scanned file, saves it in the state directory and
+    /// registers it.
+    ///
+    /// # Errors
+    /// [`RegisterError`]: a bad descriptor or file, a clash, an unwritable state directory.
+    pub fn register(&self, reg: &Registration) -> Result<Arc<Dataset>, RegisterError> {
+        let mut registered = self.lock_registered();
+        if self.get(&reg.name).is_some() {
+            return Err(RegisterError::Conflict(format!(
+                "a dataset named {:?} exists already",
+                reg.name
+            )));
+        }
+        let dataset = self
+            .build(reg)
+            .map_err(|e| RegisterError::Bad(e.to_string()))?;
+        let state = self.state.as_ref().ok_or_else(|| {
+            RegisterError::State(std::io::Error::other("no state directory configured"))
+        })?;
+        let saved = serde_json::to_vec_pretty(reg).map_err(|e| RegisterError::State(e.into()))?;
+        state.save(&reg.name, &saved).map_err(|e| match e.kind() {
+            // Another server sharing the state directory registered it.
+            std::io::ErrorKind::AlreadyExists => RegisterError::Conflict(format!(
+                "a registration named {:?} exists already",
+                reg.name
+            )),
+            _ => RegisterError::State(e),
+        })?;
+        registered.insert(reg.name.clone());
+        let dataset = Arc::new(dataset);
+        self.write().insert(reg.name.clone(), Arc::clone(&dataset));
+        Ok(dataset)
+    }
+
+    /// Removes the registration of `name` from the state directory and the registry.
+    /// Requests in flight keep their `Arc<Dataset>`.
+    ///
+    /// # Errors
+    /// [`RegisterError::Unknown`], [`RegisterError::Conflict`] for a dataset of the data
+    /// directory, [`RegisterError::State`] when its file cannot be removed.
+    pub fn unregister(&self, name: &str) -> Result<(), RegisterError> {
+        let mut registered = self.lock_registered();
+        if self.get(name).is_none() {
+            return Err(RegisterError::Unknown(name.chars().take(200).collect()));
+        }
+        if !registered.contains(name) {
+            return Err(RegisterError::Conflict(format!(
+                "{name:?} comes from the data directory; remove its file instead"
+            )));
+        }
+        if let Some(state) = &self.state {
+            state.remove(name).map_err(RegisterError::State)?;
+        }
+        registered.remove(name);
+        self.write().remove(name);
+        Ok(())
+    }
+
+    /// The dataset `reg` describes, on the scan's validation path.
+    fn build(&self, reg: &Registration) -> Result<Dataset, DatasetError> {
+        let bad = |reason: String| DatasetError::Descriptor {
+            path: reg.file.clone(),
+            reason,
+        };
+        check_name(&reg.name, &reg.file)?;
+        let region = reg.region().map_err(bad)?;
+        let data_path = self.root.join(&reg.file);
+        let mut dataset =
+            open_dataset(&self.root, reg.name.clone(), &data_path, region, &reg.file)?;
+        if let Some(dims) = &reg.dims {
+            if dims.len() != dataset.shape.len() {
+                return Err(bad(format!(
+                    "dims names {} axes, the array has {}",
+                    dims.len(),
+                    dataset.shape.len()
+                )));
+            }
+        }
+        dataset.dims.clone_from(&reg.dims);
+        dataset.attrs.clone_from(&reg.attrs);
+        Ok(dataset)
+    }
+
+    /// Adds a registered dataset (start-up only: no clash check, no save).
+    fn insert(&mut self, dataset: Dataset) {
+        self.lock_registered().insert(dataset.name.clone());
+        self.write().insert(dataset.name.clone(), Arc::new(dataset));
+    }
+
+    fn lock_registered(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // As `read`: every change under the lock is a single call.
+        self.registered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Dataset>>> {
+        self.datasets.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The dataset called `name`, if registered.
@@ -328,7 +495,12 @@ fn read_descriptor(path: &Path, rel: &str) -> Result<(String, Region), DatasetEr
 
 /// The region of a raw file from its descriptor fields (a descriptor file's or a
 /// registration's).
-fn raw_region(dtype: &str, shape: Vec<u64>, order: &str, offset: u64) -> Result<Region, String> {
+pub(crate) fn raw_region(
+    dtype: &str,
+    shape: Vec<u64>,
+    order: &str,
+    offset: u64,
+) -> Result<Region, String> {
     let dtype = DType::parse(dtype).map_err(|e| e.to_string())?;
     let order = match order {
         "C" => Order::C,
