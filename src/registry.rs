@@ -1,5 +1,7 @@
 //! The registry: dataset name → `Arc<Dataset>`, filled by scanning the data directory
-//! (DESIGN "Datasets and the data directory").
+//! (DESIGN "Datasets and the data directory") and by registrations (`POST /v1/datasets`, and
+//! the ones saved in the state directory at start), which go through the same validation
+//! path, `open_dataset`.
 //!
 //! This module holds the memory map (`map_file`); `dataset` holds two other `unsafe` calls
 //! (`mincore`, `sysconf`) and `sigbus` the signal handler. The map's contract: data files are
