@@ -141,7 +141,14 @@ impl Registry {
     pub fn open(data_dir: &Path, state_dir: &Path) -> std::io::Result<(Registry, Vec<Skipped>)> {
         let (mut registry, mut skipped) = Registry::scan(data_dir)?;
         let state = StateDir::new(state_dir);
-        for entry in state.load()? {
+        // Named in the error, which the server reports as a data-directory failure.
+        let entries = state.load().map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("state directory {}: {e}", state_dir.display()),
+            )
+        })?;
+        for entry in entries {
             let loaded = entry
                 .contents
                 .map_err(|e| e.to_string())

@@ -226,8 +226,11 @@ async fn clashes_and_deletes() {
     let (status, code) = refused(delete(&app, "nope").await).await;
     assert_eq!((status, code.as_str()), (404, "unknown_dataset"));
 
+    // What a request in flight holds stays readable after the delete.
+    let held = app.state.registry.get("r").unwrap();
     let resp = delete(&app, "r").await;
     assert_eq!(resp.status(), 204);
+    assert_eq!(held.view(held.offset, 8), &f32_bytes([0.0, 1.0])[..]);
     assert!(resp.bytes().await.unwrap().is_empty());
     assert!(!state.path().join("datasets/r.json").exists());
     assert_eq!(app.get("/v1/datasets/r").await.status(), 404);
