@@ -100,6 +100,10 @@ pub struct Dataset {
     pub nbytes: u64,
     /// The open, mapped data file.
     pub mapped: MappedFile,
+    /// Axis names, from a registration.
+    pub dims: Option<Vec<String>>,
+    /// Free-form attributes, from a registration.
+    pub attrs: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// An open data file and its read-only memory map.
@@ -145,6 +149,12 @@ pub struct Meta<'a> {
     pub file: &'a str,
     /// Where the array starts in `file`.
     pub offset: u64,
+    /// Axis names, when registered with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dims: Option<&'a [String]>,
+    /// Attributes, when registered with them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attrs: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Everything about a region except the map, as read from a header or descriptor.
@@ -206,6 +216,8 @@ impl Dataset {
             offset: region.offset,
             nbytes: nbytes.unwrap_or(0),
             mapped,
+            dims: None,
+            attrs: None,
         })
     }
 
@@ -233,6 +245,8 @@ impl Dataset {
             nbytes: self.nbytes,
             file: &self.file,
             offset: self.offset,
+            dims: self.dims.as_deref(),
+            attrs: self.attrs.as_ref(),
         }
     }
 
@@ -400,7 +414,7 @@ impl Dataset {
     ///
     /// Linux's `MADV_POPULATE_READ` reports a range past the end of a truncated file as an
     /// error instead of raising SIGBUS, which makes it the check that a run is still backed
-    /// by the file (DESIGN "Reliability").
+    /// by the file (README "Limits and known gaps").
     ///
     /// # Errors
     /// The OS error: `EFAULT` when the file no longer covers the range. `EINVAL` (kernels

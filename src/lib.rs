@@ -15,6 +15,8 @@
 //!   tokens, shedding, metrics, logs), handlers, the error body, streamed bodies, byte ranges
 //!   and cache validators.
 //! - [`registry`]: name → dataset, the data-directory scan, the one memory map.
+//! - [`registration`]: the descriptor of `POST /v1/datasets`; [`state`]: where registrations
+//!   are saved.
 //! - [`dataset`]: a named array over one region of one mapped file.
 //! - [`sigbus`]: the SIGBUS guard that turns a truncated file's lost pages into a poisoned map.
 //! - [`selection`]: `slice=` (NumPy basic indexing) parsed against a shape.
@@ -32,9 +34,11 @@ pub mod http;
 pub mod npy;
 pub mod plan;
 pub mod reduce;
+pub mod registration;
 pub mod registry;
 pub mod selection;
 pub mod server;
 pub mod sigbus;
+pub mod state;
 
 pub use http::Error;

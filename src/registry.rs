@@ -1,5 +1,7 @@
 //! The registry: dataset name → `Arc<Dataset>`, filled by scanning the data directory
-//! (DESIGN "Datasets and the data directory").
+//! (README "Datasets") and by registrations (`POST /v1/datasets`, and
+//! the ones saved in the state directory at start), which go through the same validation
+//! path, `open_dataset`.
 //!
 //! This module holds the memory map (`map_file`); `dataset` holds two other `unsafe` calls
 //! (`mincore`, `sysconf`) and `sigbus` the signal handler. The map's contract: data files are
@@ -7,7 +9,7 @@
 //! place (a stream in flight would mix old and new bytes; later requests see a new ETag). A
 //! file truncated while mapped raises SIGBUS on the lost pages: every map is registered with
 //! [`crate::sigbus`], whose handler replaces them with zeros and poisons the map, and every
-//! reader checks the flag before it uses what it read (DESIGN "Reliability"). Readers also
+//! reader checks the flag before it uses what it read (README "Limits and known gaps"). Readers also
 //! fail early: an `fstat` before each chunk catches a truncation that already happened, and
 //! large runs are faulted in with `MADV_POPULATE_READ`, which reports a lost range as an error
 //! instead of a signal (see `Dataset::populate`).
@@ -16,12 +18,12 @@
 //! invalid or clashing name) is logged with its reason and skipped; the scan never fails as a
 //! whole unless the data directory itself cannot be read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use memmap2::Mmap;
@@ -33,6 +35,8 @@ use crate::dataset::{Dataset, DatasetError, FileIdentity, MappedFile, Region};
 use crate::dtype::DType;
 use crate::npy;
 use crate::plan::Order;
+use crate::registration::Registration;
+use crate::state::StateDir;
 
 /// Longest dataset name, DESIGN: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}`.
 const MAX_NAME_LEN: usize = 200;
@@ -52,6 +56,29 @@ pub struct Registry {
     root: PathBuf,
     /// Name → dataset. A `std` lock: it is held only to clone an `Arc`, never across `.await`.
     datasets: RwLock<BTreeMap<String, Arc<Dataset>>>,
+    /// Where registrations made over HTTP are saved; `None` for a bare scan.
+    state: Option<StateDir>,
+    /// Names of the datasets that came from registrations (not from the scan), which alone
+    /// may be deleted. Its lock also serializes registrations and deletions, so the check
+    /// for a clash, the saved file and the insert are one step.
+    registered: Mutex<BTreeSet<String>>,
+}
+
+/// Why a registration or a deletion is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RegisterError {
+    /// The descriptor or its data file is unusable (400).
+    #[error("{0}")]
+    Bad(String),
+    /// The name is taken, or the dataset came from the data directory (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// No dataset by that name (404).
+    #[error("no dataset named {0:?}")]
+    Unknown(String),
+    /// The state directory cannot be written (500).
+    #[error("state directory: {0}")]
+    State(std::io::Error),
 }
 
 /// A file skipped by the scan, with the reason, for the start-up log.
@@ -99,8 +126,157 @@ impl Registry {
         let registry = Registry {
             root,
             datasets: RwLock::new(datasets),
+            state: None,
+            registered: Mutex::default(),
         };
         Ok((registry, skipped))
+    }
+
+    /// Scans `data_dir`, then registers every registration saved in `state_dir`. A saved
+    /// registration that is unreadable, invalid or whose data file is missing is logged and
+    /// returned as skipped, and its file is left where it is: the data file may come back.
+    ///
+    /// # Errors
+    /// As [`Registry::scan`], and when the state directory exists but cannot be listed.
+    pub fn open(data_dir: &Path, state_dir: &Path) -> std::io::Result<(Registry, Vec<Skipped>)> {
+        let (mut registry, mut skipped) = Registry::scan(data_dir)?;
+        let state = StateDir::new(state_dir);
+        // Named in the error, which the server reports as a data-directory failure.
+        let entries = state.load().map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("state directory {}: {e}", state_dir.display()),
+            )
+        })?;
+        for entry in entries {
+            let loaded = entry
+                .contents
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| Registration::parse(&bytes))
+                .and_then(|reg| {
+                    if reg.name == entry.name {
+                        Ok(reg)
+                    } else {
+                        Err(format!("holds the name {:?}", reg.name))
+                    }
+                })
+                .and_then(|reg| {
+                    if registry.get(&reg.name).is_some() {
+                        return Err(format!("dataset name {:?} is already taken", reg.name));
+                    }
+                    registry.build(&reg).map_err(|e| e.to_string())
+                });
+            match loaded {
+                Ok(dataset) => registry.insert(dataset),
+                Err(reason) => {
+                    tracing::warn!(path = %entry.path, %reason, "registration skipped; its file is kept");
+                    skipped.push(Skipped {
+                        path: format!("{}/{}", state_dir.display(), entry.path),
+                        reason,
+                    });
+                }
+            }
+        }
+        registry.state = Some(state);
+        Ok((registry, skipped))
+    }
+
+    /// Validates `reg` exactly as a scanned file, saves it in the state directory and
+    /// registers it.
+    ///
+    /// # Errors
+    /// [`RegisterError`]: a bad descriptor or file, a clash, an unwritable state directory.
+    pub fn register(&self, reg: &Registration) -> Result<Arc<Dataset>, RegisterError> {
+        let mut registered = self.lock_registered();
+        if self.get(&reg.name).is_some() {
+            return Err(RegisterError::Conflict(format!(
+                "a dataset named {:?} exists already",
+                reg.name
+            )));
+        }
+        let dataset = self
+            .build(reg)
+            .map_err(|e| RegisterError::Bad(e.to_string()))?;
+        let state = self.state.as_ref().ok_or_else(|| {
+            RegisterError::State(std::io::Error::other("no state directory configured"))
+        })?;
+        let saved = serde_json::to_vec_pretty(reg).map_err(|e| RegisterError::State(e.into()))?;
+        state.save(&reg.name, &saved).map_err(|e| match e.kind() {
+            // Another server sharing the state directory registered it.
+            std::io::ErrorKind::AlreadyExists => RegisterError::Conflict(format!(
+                "a registration named {:?} exists already",
+                reg.name
+            )),
+            _ => RegisterError::State(e),
+        })?;
+        registered.insert(reg.name.clone());
+        let dataset = Arc::new(dataset);
+        self.write().insert(reg.name.clone(), Arc::clone(&dataset));
+        Ok(dataset)
+    }
+
+    /// Removes the registration of `name` from the state directory and the registry.
+    /// Requests in flight keep their `Arc<Dataset>`.
+    ///
+    /// # Errors
+    /// [`RegisterError::Unknown`], [`RegisterError::Conflict`] for a dataset of the data
+    /// directory, [`RegisterError::State`] when its file cannot be removed.
+    pub fn unregister(&self, name: &str) -> Result<(), RegisterError> {
+        let mut registered = self.lock_registered();
+        if self.get(name).is_none() {
+            return Err(RegisterError::Unknown(name.chars().take(200).collect()));
+        }
+        if !registered.contains(name) {
+            return Err(RegisterError::Conflict(format!(
+                "{name:?} comes from the data directory; remove its file instead"
+            )));
+        }
+        if let Some(state) = &self.state {
+            state.remove(name).map_err(RegisterError::State)?;
+        }
+        registered.remove(name);
+        self.write().remove(name);
+        Ok(())
+    }
+
+    /// The dataset `reg` describes, on the scan's validation path.
+    fn build(&self, reg: &Registration) -> Result<Dataset, DatasetError> {
+        let bad = |reason: String| DatasetError::Descriptor {
+            path: reg.file.clone(),
+            reason,
+        };
+        check_name(&reg.name, &reg.file)?;
+        let region = reg.region().map_err(bad)?;
+        let data_path = self.root.join(&reg.file);
+        let mut dataset =
+            open_dataset(&self.root, reg.name.clone(), &data_path, region, &reg.file)?;
+        if let Some(dims) = &reg.dims {
+            if dims.len() != dataset.shape.len() {
+                return Err(bad(format!(
+                    "dims names {} axes, the array has {}",
+                    dims.len(),
+                    dataset.shape.len()
+                )));
+            }
+        }
+        dataset.dims.clone_from(&reg.dims);
+        dataset.attrs.clone_from(&reg.attrs);
+        Ok(dataset)
+    }
+
+    /// Adds a registered dataset (start-up only: no clash check, no save).
+    fn insert(&mut self, dataset: Dataset) {
+        self.lock_registered().insert(dataset.name.clone());
+        self.write().insert(dataset.name.clone(), Arc::new(dataset));
+    }
+
+    fn lock_registered(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        // As `read`: every change under the lock is a single call.
+        self.registered.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Dataset>>> {
+        self.datasets.write().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The dataset called `name`, if registered.
@@ -175,38 +351,68 @@ fn load(root: &Path, path: &Path, rel: &str) -> Result<Option<Dataset>, DatasetE
         return Ok(None);
     };
     let name = stem.replace('/', ".");
-    if !is_valid_name(&name) {
-        return Err(DatasetError::BadName {
+    check_name(&name, rel)?;
+    let (data_path, region) = if is_npy {
+        (path.to_owned(), None)
+    } else {
+        let (file, region) = read_descriptor(path, rel)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        (dir.join(file), Some(region))
+    };
+    open_dataset(root, name, &data_path, region, rel).map(Some)
+}
+
+/// The scan's name rule, as an error naming `rel`.
+fn check_name(name: &str, rel: &str) -> Result<(), DatasetError> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(DatasetError::BadName {
             path: rel.to_owned(),
             reason: "its name is not [A-Za-z0-9_][A-Za-z0-9_.-]{0,199}",
-        });
+        })
     }
-    let descriptor = if is_npy {
-        None
-    } else {
-        Some(read_descriptor(path, rel)?)
-    };
-    let data_path = match &descriptor {
-        None => path.to_owned(),
-        Some((file, _)) => path.parent().unwrap_or(Path::new(".")).join(file),
-    };
-    let data_path = resolve_inside(root, &data_path, rel)?;
+}
+
+/// The one validation path of a data file, shared by the scan and by registrations: confine
+/// `data_path` to `root`, require a regular file, read the `.npy` header when `region` is
+/// `None`, map the file and check the region fits it.
+fn open_dataset(
+    root: &Path,
+    name: String,
+    data_path: &Path,
+    region: Option<Region>,
+    rel: &str,
+) -> Result<Dataset, DatasetError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let data_path = resolve_inside(root, data_path, rel)?;
     let data_rel = relative(root, &data_path);
     let io_err = |source| DatasetError::Io {
         path: data_rel.clone(),
         source,
     };
-    let file = File::open(&data_path).map_err(io_err)?;
+    let not_regular = || DatasetError::Descriptor {
+        path: rel.to_owned(),
+        reason: "data file is not a regular file".into(),
+    };
+    // Checked before `open`: opening a FIFO for reading blocks until a writer comes.
+    if !std::fs::metadata(&data_path).map_err(io_err)?.is_file() {
+        return Err(not_regular());
+    }
+    // O_NONBLOCK as well, for a file swapped for a FIFO between the check and the open; it
+    // changes nothing for regular files.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&data_path)
+        .map_err(io_err)?;
     let meta = file.metadata().map_err(io_err)?;
     if !meta.is_file() {
-        return Err(DatasetError::Descriptor {
-            path: rel.to_owned(),
-            reason: "data file is not a regular file".into(),
-        });
+        return Err(not_regular());
     }
-    let region = match descriptor {
+    let region = match region {
         None => read_npy_region(&file, meta.len(), rel)?,
-        Some((_, region)) => region,
+        Some(region) => region,
     };
     let identity = FileIdentity {
         dev: meta.dev(),
@@ -222,7 +428,7 @@ fn load(root: &Path, path: &Path, rel: &str) -> Result<Option<Dataset>, DatasetE
         handle: file,
         bytes,
     };
-    Dataset::new(name, data_rel, data_path, region, mapped).map(Some)
+    Dataset::new(name, data_rel, data_path, region, mapped)
 }
 
 /// Resolves symlinks and `..` and requires the result to be a file inside the data directory.
@@ -286,25 +492,36 @@ fn parse_descriptor(path: &Path, rel: &str) -> Result<Descriptor, DatasetError> 
 /// and the region in it.
 fn read_descriptor(path: &Path, rel: &str) -> Result<(String, Region), DatasetError> {
     let desc = parse_descriptor(path, rel)?;
-    let bad = |reason: String| DatasetError::Descriptor {
-        path: rel.to_owned(),
-        reason,
-    };
-    let dtype = DType::parse(&desc.dtype).map_err(|e| bad(e.to_string()))?;
-    let order = match desc.order.as_str() {
+    let region =
+        raw_region(&desc.dtype, desc.shape, &desc.order, desc.offset).map_err(|reason| {
+            DatasetError::Descriptor {
+                path: rel.to_owned(),
+                reason,
+            }
+        })?;
+    Ok((desc.file, region))
+}
+
+/// The region of a raw file from its descriptor fields (a descriptor file's or a
+/// registration's).
+pub(crate) fn raw_region(
+    dtype: &str,
+    shape: Vec<u64>,
+    order: &str,
+    offset: u64,
+) -> Result<Region, String> {
+    let dtype = DType::parse(dtype).map_err(|e| e.to_string())?;
+    let order = match order {
         "C" => Order::C,
         "F" => Order::F,
-        other => return Err(bad(format!("order must be \"C\" or \"F\", not {other:?}"))),
+        other => return Err(format!("order must be \"C\" or \"F\", not {other:?}")),
     };
-    Ok((
-        desc.file,
-        Region {
-            dtype,
-            shape: desc.shape,
-            order,
-            offset: desc.offset,
-        },
-    ))
+    Ok(Region {
+        dtype,
+        shape,
+        order,
+        offset,
+    })
 }
 
 fn read_npy_region(file: &File, file_len: u64, rel: &str) -> Result<Region, DatasetError> {

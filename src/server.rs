@@ -79,9 +79,11 @@ impl Server {
     pub fn bind(config: Config) -> Result<Server, StartError> {
         raise_open_files_limit();
         let (registry, skipped) =
-            Registry::scan(&config.data_dir).map_err(|source| StartError::DataDir {
-                path: config.data_dir.display().to_string(),
-                source,
+            Registry::open(&config.data_dir, &config.state_dir).map_err(|source| {
+                StartError::DataDir {
+                    path: config.data_dir.display().to_string(),
+                    source,
+                }
             })?;
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -80,6 +80,18 @@ pub enum Error {
     /// `503`: the server is draining before it stops; the answer closes the connection.
     #[error("the server is shutting down; retry on another replica")]
     Draining,
+    /// `400`: a registration body or its data file is unusable.
+    #[error("bad registration: {0}")]
+    BadRegistration(String),
+    /// `409`: a registration's name is taken, or a deletion of a data-directory dataset.
+    #[error("{0}")]
+    Conflict(String),
+    /// `415`: a registration whose `Content-Type` is not `application/json`.
+    #[error("the body must be application/json")]
+    UnsupportedMediaType,
+    /// `413`: a request body over `--max-body-bytes`.
+    #[error("the body is over the limit of {0} bytes")]
+    BodyTooLarge(usize),
     /// `500`: the data file shrank under its map or its pages cannot be read (README
     /// "Limits and known gaps"); found before the head was sent.
     #[error("data file can no longer be read: {0}")]
@@ -110,6 +122,12 @@ impl Error {
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::Overloaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
             Error::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
+            Error::BadRegistration(_) => (StatusCode::BAD_REQUEST, "bad_registration"),
+            Error::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Error::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Error::BodyTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
             Error::Reduce(e) if e.is_internal() => (StatusCode::INTERNAL_SERVER_ERROR, e.code()),
             Error::Reduce(e) => (StatusCode::BAD_REQUEST, e.code()),
         }

@@ -6,7 +6,7 @@
 //! tags, gates (drain, shedding, tokens from `auth`), times and logs the request and counts it
 //! in `metrics`; compression wraps JSON and CSV bodies; the handler answers.
 //!
-//! Handlers live one resource per file (`datasets`, `data`, `raw`, `stats` for the
+//! Handlers live one resource per file (`datasets`, `register` for its writes, `data`, `raw`, `stats` for the
 //! aggregates, `metrics`); `stream` turns an encoding job into a streamed body; `range` parses
 //! `Range` headers and `cache` holds the validators and conditional requests of `/data` and
 //! `/raw`; `error` is the one error type every handler returns. Only this module and its
@@ -23,6 +23,7 @@ mod front;
 mod metrics;
 mod range;
 mod raw;
+mod register;
 /// `/stats`, `/histogram`, `/downsample`.
 mod stats;
 mod stream;
@@ -119,8 +120,11 @@ pub fn router(state: AppState) -> Result<Router, BadOrigin> {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::get))
         .route("/openapi.yaml", get(openapi))
-        .route("/v1/datasets", get(datasets::list))
-        .route("/v1/datasets/{name}", get(datasets::get))
+        .route("/v1/datasets", get(datasets::list).post(register::post))
+        .route(
+            "/v1/datasets/{name}",
+            get(datasets::get).delete(register::delete),
+        )
         .route("/v1/datasets/{name}/data", get(data::get))
         .route("/v1/datasets/{name}/raw", get(raw::get))
         // Aggregates.

@@ -18,6 +18,8 @@ mod datasets;
 mod numpy;
 /// `/raw`: byte ranges, multipart, validators and conditional requests, real curl.
 mod raw;
+/// `POST` and `DELETE /v1/datasets`: registrations and the state directory.
+mod registration;
 /// Data files truncated while mapped (README "Limits and known gaps").
 mod reliability;
 /// `/stats`, `/histogram`, `/downsample`.

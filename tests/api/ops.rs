@@ -152,10 +152,17 @@ async fn the_drain_finishes_a_stream_in_flight() {
         assert!(start.elapsed() < Duration::from_secs(5));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let ready = app.get("/readyz").await;
+    // The drain closes idle keep-alive connections, the pooled client's included: ask on
+    // fresh connections, as a load balancer's probe does.
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let get = |path: &str| fresh.get(format!("{}{path}", app.base)).send();
+    let ready = get("/readyz").await.unwrap();
     assert_eq!(ready.status(), 503);
-    assert_eq!(app.get("/healthz").await.status(), 200);
-    let other = app.get("/v1/datasets").await;
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    let other = get("/v1/datasets").await.unwrap();
     assert_eq!(other.status(), 503);
     assert_eq!(other.headers()["connection"], "close");
     let body: Value = other.json().await.unwrap();

@@ -1,0 +1,161 @@
+//! The state directory: registrations made over HTTP, one file each at
+//! `STATE_DIR/datasets/NAME.json`, so they survive a restart.
+//!
+//! A registration is durable before it is acknowledged: its file is written under a temporary
+//! name, fsync'ed, hard-linked to its final name and the directory fsync'ed. `link(2)` never
+//! replaces an existing file, so two servers sharing the directory cannot overwrite each
+//! other's registration of one name: the second gets `AlreadyExists`. A crash leaves either
+//! no file or the whole file (plus, at worst, a dot-named temporary one, which loading
+//! ignores).
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Suffix of registration files.
+const SUFFIX: &str = ".json";
+
+/// Registration files are small; one larger than this is not one.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// The `datasets/` folder of a state directory. Nothing is created until the first save.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+    datasets: PathBuf,
+}
+
+/// One file read back at start-up.
+#[derive(Debug)]
+pub struct Entry {
+    /// Path relative to the state directory (`datasets/NAME.json`), for logs.
+    pub path: String,
+    /// The name the file is saved under (its stem).
+    pub name: String,
+    /// Its contents, or why it could not be read.
+    pub contents: std::io::Result<Vec<u8>>,
+}
+
+impl StateDir {
+    /// The registrations under `root`.
+    pub fn new(root: &Path) -> StateDir {
+        StateDir {
+            root: root.to_owned(),
+            datasets: root.join("datasets"),
+        }
+    }
+
+    fn file_of(&self, name: &str) -> PathBuf {
+        self.datasets.join(format!("{name}{SUFFIX}"))
+    }
+
+    /// Saves `contents` as the registration of `name`, durably and without replacing one
+    /// already there.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when `name` is saved already; any other I/O error.
+    pub fn save(&self, name: &str, contents: &[u8]) -> std::io::Result<()> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        if !self.datasets.is_dir() {
+            std::fs::create_dir_all(&self.datasets)?;
+            // The new folders' entries must be durable too.
+            sync_dir(&self.root)?;
+            if let Some(parent) = self.root.parent() {
+                let _ = sync_dir(parent);
+            }
+        }
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        // A leading dot: never a valid dataset name, so never mistaken for a registration.
+        let tmp = self
+            .datasets
+            .join(format!(".{name}{SUFFIX}.tmp-{}-{n}", std::process::id()));
+        let written = write_synced(&tmp, contents);
+        let linked = written.and_then(|()| std::fs::hard_link(&tmp, self.file_of(name)));
+        let _ = std::fs::remove_file(&tmp);
+        linked?;
+        sync_dir(&self.datasets)
+    }
+
+    /// Removes the registration of `name`, durably. A file already gone is not an error.
+    ///
+    /// # Errors
+    /// The I/O error of the unlink or the directory fsync.
+    pub fn remove(&self, name: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.file_of(name)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            other => other?,
+        }
+        sync_dir(&self.datasets)
+    }
+
+    /// Every saved registration, sorted by name; none when the folder does not exist.
+    ///
+    /// # Errors
+    /// Only when the folder exists but cannot be listed.
+    pub fn load(&self) -> std::io::Result<Vec<Entry>> {
+        use std::io::Read;
+        let listing = match std::fs::read_dir(&self.datasets) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            other => other?,
+        };
+        let mut entries = Vec::new();
+        for entry in listing.flatten() {
+            let file_name = entry.file_name().to_string_lossy().into_owned();
+            let Some(name) = file_name.strip_suffix(SUFFIX) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let mut contents = Vec::new();
+            let read = File::open(entry.path())
+                .and_then(|f| f.take(MAX_FILE_BYTES).read_to_end(&mut contents));
+            entries.push(Entry {
+                path: format!("datasets/{file_name}"),
+                name: name.to_owned(),
+                contents: read.map(|_| contents),
+            });
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+}
+
+fn write_synced(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut file = File::options().write(true).create_new(true).open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// Makes the entries of `dir` durable (a new link, an unlink).
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saves_without_replacing_and_loads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(&dir.path().join("state"));
+        assert!(state.load().unwrap().is_empty());
+        state.save("a", b"{\"x\":1}").unwrap();
+        let err = state.save("a", b"{\"x\":2}").unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists);
+        state.save("b", b"{}").unwrap();
+        let entries = state.load().unwrap();
+        let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(entries[0].contents.as_ref().unwrap(), b"{\"x\":1}");
+        assert_eq!(entries[0].path, "datasets/a.json");
+        // No temporary file is left behind.
+        let files = std::fs::read_dir(dir.path().join("state/datasets")).unwrap();
+        assert_eq!(files.count(), 2);
+        state.remove("a").unwrap();
+        state.remove("a").unwrap();
+        assert_eq!(state.load().unwrap().len(), 1);
+    }
+}
