@@ -10,6 +10,9 @@ mod limits;
 /// `/metrics`, request ids, the drain, the binary's logs.
 mod ops;
 
+/// `kill -9` during registrations and deletions, the real binary restarted.
+mod crash;
+
 /// `/data`: formats, negotiation, errors, streaming.
 mod data;
 /// Datasets discovery and META.
