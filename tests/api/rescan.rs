@@ -1,0 +1,106 @@
+//! Rescans: `POST /v1/admin/rescan`, SIGHUP's `Signal::Rescan`, and what they change.
+
+use std::time::{Duration, Instant};
+
+use arrayd::server::Signal;
+use serde_json::Value;
+
+use crate::helpers::{f32_bytes, fixtures, spawn_app_with, write_npy, TestApp};
+
+async fn app_over(dir: &std::path::Path) -> TestApp {
+    spawn_app_with(dir, |c| c.admin_token = Some("adm".into())).await
+}
+
+async fn rescan(app: &TestApp) -> Value {
+    let response = app
+        .client
+        .post(format!("{}/v1/admin/rescan", app.base))
+        .header("Authorization", "Bearer adm")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+async fn data(app: &TestApp, name: &str) -> (u16, Value) {
+    let response = app.get(&format!("/v1/datasets/{name}/data")).await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_new_file_appears_and_a_removed_one_goes() {
+    let dir = fixtures();
+    let app = app_over(dir.path()).await;
+    assert_eq!(data(&app, "n").await.0, 404);
+    write_npy(
+        &dir.path().join("n.npy"),
+        "<f4",
+        &[2],
+        &f32_bytes([1.0, 2.0]),
+    );
+    std::fs::remove_file(dir.path().join("m.npy")).unwrap();
+    let report = rescan(&app).await;
+    assert_eq!(report["added"], serde_json::json!(["n"]), "{report}");
+    assert_eq!(report["removed"], serde_json::json!(["m"]), "{report}");
+    assert_eq!(data(&app, "n").await, (200, serde_json::json!([1.0, 2.0])));
+    assert_eq!(data(&app, "m").await.0, 404);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("arrayd_rescans_total 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn the_rescan_needs_the_admin_token() {
+    let dir = fixtures();
+    let app = app_over(dir.path()).await;
+    let response = app
+        .client
+        .post(format!("{}/v1/admin/rescan", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+}
+
+#[tokio::test]
+async fn a_file_replaced_by_rename_or_rewritten_in_place_is_remapped() {
+    let dir = fixtures();
+    let app = app_over(dir.path()).await;
+    let tmp = dir.path().join("m.tmp");
+    write_npy(&tmp, "<f4", &[2], &f32_bytes([7.0, 8.0]));
+    std::fs::rename(&tmp, dir.path().join("m.npy")).unwrap();
+    let report = rescan(&app).await;
+    assert_eq!(report["remapped"], serde_json::json!(["m"]), "{report}");
+    assert_eq!(data(&app, "m").await, (200, serde_json::json!([7.0, 8.0])));
+    // In place, another size: same inode, new length.
+    write_npy(
+        &dir.path().join("m.npy"),
+        "<f4",
+        &[3],
+        &f32_bytes([1.0, 2.0, 3.0]),
+    );
+    let report = rescan(&app).await;
+    assert_eq!(report["remapped"], serde_json::json!(["m"]), "{report}");
+    assert_eq!(
+        data(&app, "m").await,
+        (200, serde_json::json!([1.0, 2.0, 3.0]))
+    );
+    // Nothing changed: nothing re-mapped.
+    let report = rescan(&app).await;
+    assert_eq!(report["remapped"], serde_json::json!([]), "{report}");
+}
+
+#[tokio::test]
+async fn sighup_rescans() {
+    let dir = fixtures();
+    let app = app_over(dir.path()).await;
+    write_npy(&dir.path().join("h.npy"), "<f4", &[1], &f32_bytes([5.0]));
+    app.signals.send(Signal::Rescan).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while data(&app, "h").await.0 != 200 {
+        assert!(Instant::now() < deadline, "SIGHUP did not rescan");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(app.state.registry.rescans() >= 1);
+}
