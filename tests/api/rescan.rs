@@ -104,3 +104,73 @@ async fn sighup_rescans() {
     }
     assert!(app.state.registry.rescans() >= 1);
 }
+
+/// Elements of the streamed file: 4 MiB of `<f4`.
+const BIG: usize = 1 << 20;
+
+/// 50 streams from a file replaced by rename and rescanned under them all end whole with the
+/// old bytes; a request after the rescan reads the new file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn streams_in_flight_keep_their_map_across_a_rescan() {
+    let dir = fixtures();
+    let old = f32_bytes((0..BIG).map(|i| i as f32));
+    let new = f32_bytes((0..BIG).map(|i| -(i as f32)));
+    write_npy(&dir.path().join("big.npy"), "<f4", &[BIG as u64], &old);
+    let app = spawn_app_with(dir.path(), |c| {
+        c.admin_token = Some("adm".into());
+        c.chunk_bytes = 1 << 16;
+    })
+    .await;
+    let url = format!("{}/v1/datasets/big/data?format=bin", app.base);
+    let mut streams = Vec::new();
+    for _ in 0..50 {
+        let mut response = app.client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        // One chunk read: the stream has started on the old map.
+        let first = response.chunk().await.unwrap().unwrap().to_vec();
+        streams.push((response, first));
+    }
+    let tmp = dir.path().join("big.tmp");
+    write_npy(&tmp, "<f4", &[BIG as u64], &new);
+    std::fs::rename(&tmp, dir.path().join("big.npy")).unwrap();
+    let report = rescan(&app).await;
+    assert_eq!(report["remapped"], serde_json::json!(["big"]), "{report}");
+    let fresh = app.get("/v1/datasets/big/data?format=bin").await;
+    assert_eq!(fresh.bytes().await.unwrap().as_ref(), new.as_slice());
+    let readers = streams.into_iter().map(|(mut response, mut body)| {
+        tokio::spawn(async move {
+            while let Some(chunk) = response.chunk().await.unwrap() {
+                body.extend_from_slice(&chunk);
+                // Slow readers.
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            body
+        })
+    });
+    for reader in readers.collect::<Vec<_>>() {
+        let body = reader.await.unwrap();
+        assert!(
+            body == old,
+            "a stream in flight did not end whole with the old bytes"
+        );
+    }
+}
+
+/// A dataset whose file no longer validates (truncated in place) is dropped by a rescan and
+/// comes back, re-mapped, once the file is whole again.
+#[tokio::test]
+async fn a_truncated_file_is_dropped_and_comes_back_when_restored() {
+    let dir = fixtures();
+    let app = app_over(dir.path()).await;
+    let path = dir.path().join("m.npy");
+    let whole = std::fs::read(&path).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(whole.len() as u64 - 8).unwrap();
+    let report = rescan(&app).await;
+    assert_eq!(report["removed"], serde_json::json!(["m"]), "{report}");
+    assert_eq!(data(&app, "m").await.0, 404);
+    std::fs::write(&path, &whole).unwrap();
+    let report = rescan(&app).await;
+    assert_eq!(report["added"], serde_json::json!(["m"]), "{report}");
+    assert_eq!(data(&app, "m").await.0, 200);
+}
