@@ -174,3 +174,53 @@ async fn a_truncated_file_is_dropped_and_comes_back_when_restored() {
     assert_eq!(report["added"], serde_json::json!(["m"]), "{report}");
     assert_eq!(data(&app, "m").await.0, 200);
 }
+
+/// A map poisoned by a truncation under a stream (as in `reliability.rs`) heals: once the
+/// file is whole again a rescan re-maps it and `/data` answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poisoned_dataset_heals_on_a_rescan() {
+    const SIDE: u64 = 8192;
+    for _attempt in 0..20 {
+        let dir = fixtures();
+        let path = dir.path().join("big.npy");
+        let header =
+            arrayd::npy::write_header(arrayd::dtype::DType::parse("<f4").unwrap(), &[SIDE, SIDE]);
+        std::fs::write(&path, &header).unwrap();
+        let full = header.len() as u64 + SIDE * SIDE * 4;
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(full).unwrap();
+        let app = spawn_app_with(dir.path(), |c| {
+            c.chunk_bytes = 1 << 20;
+            c.admin_token = Some("adm".into());
+        })
+        .await;
+        let mut response = app.get("/v1/datasets/big/data?slice=:,::2").await;
+        let mut received = 0usize;
+        let mut truncated = false;
+        while let Ok(Some(chunk)) = response.chunk().await {
+            received += chunk.len();
+            if !truncated && received >= (4 << 20) {
+                file.set_len(4 << 20).unwrap();
+                truncated = true;
+            }
+        }
+        if !app.state.dataset("big").unwrap().poisoned() {
+            continue;
+        }
+        assert_eq!(
+            app.get("/v1/datasets/big/data?slice=:4,:4").await.status(),
+            500
+        );
+        // Whole again (zeros, sparse), then rescanned.
+        file.set_len(full).unwrap();
+        let report = rescan(&app).await;
+        assert_eq!(report["remapped"], serde_json::json!(["big"]), "{report}");
+        assert!(!app.state.dataset("big").unwrap().poisoned());
+        let healed = app.get("/v1/datasets/big/data?slice=:2,:2").await;
+        assert_eq!(healed.status(), 200);
+        let body: Value = healed.json().await.unwrap();
+        assert_eq!(body, serde_json::json!([[0.0, 0.0], [0.0, 0.0]]));
+        return;
+    }
+    panic!("no truncation landed inside a chunk");
+}
