@@ -36,6 +36,7 @@ pub mod plan;
 pub mod reduce;
 pub mod registration;
 pub mod registry;
+pub mod rescan;
 pub mod selection;
 pub mod server;
 pub mod sigbus;

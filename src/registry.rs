@@ -23,11 +23,12 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use memmap2::Mmap;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::sigbus::GuardedMap;
 
@@ -36,6 +37,7 @@ use crate::dtype::DType;
 use crate::npy;
 use crate::plan::Order;
 use crate::registration::Registration;
+use crate::rescan::{self, RescanReport};
 use crate::state::StateDir;
 
 /// Longest dataset name, DESIGN: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}`.
@@ -58,10 +60,14 @@ pub struct Registry {
     datasets: RwLock<BTreeMap<String, Arc<Dataset>>>,
     /// Where registrations made over HTTP are saved; `None` for a bare scan.
     state: Option<StateDir>,
+    /// The state directory as configured, to name it in logs and reports.
+    state_path: Option<PathBuf>,
     /// Names of the datasets that came from registrations (not from the scan), which alone
     /// may be deleted. Its lock also serializes registrations and deletions, so the check
     /// for a clash, the saved file and the insert are one step.
     registered: Mutex<BTreeSet<String>>,
+    /// Rescans done, for `arrayd_rescans_total`.
+    rescans: AtomicU64,
 }
 
 /// Why a registration or a deletion is refused.
@@ -81,8 +87,8 @@ pub enum RegisterError {
     State(std::io::Error),
 }
 
-/// A file skipped by the scan, with the reason, for the start-up log.
-#[derive(Debug)]
+/// A file skipped by the scan, with the reason, for the start-up log and rescan reports.
+#[derive(Debug, Serialize)]
 pub struct Skipped {
     /// Path relative to the data directory.
     pub path: String,
@@ -98,36 +104,19 @@ impl Registry {
     /// the `Skipped` list instead.
     pub fn scan(data_dir: &Path) -> std::io::Result<(Registry, Vec<Skipped>)> {
         let root = data_dir.canonicalize()?;
-        let mut files = Vec::new();
-        walk(&root, &mut files)?;
-        files.sort();
-        let mut datasets = BTreeMap::new();
-        let mut skipped = Vec::new();
-        for path in files {
-            let rel = relative(&root, &path);
-            match load(&root, &path, &rel) {
-                Ok(None) => {}
-                Ok(Some(ds)) => {
-                    if datasets.contains_key(&ds.name) {
-                        skipped.push(Skipped {
-                            reason: format!("dataset name {:?} is already taken", ds.name),
-                            path: rel,
-                        });
-                    } else {
-                        datasets.insert(ds.name.clone(), Arc::new(ds));
-                    }
-                }
-                Err(e) => skipped.push(Skipped {
-                    path: rel,
-                    reason: e.to_string(),
-                }),
-            }
-        }
+        let (datasets, skipped) = scan_root(&root)?;
         let registry = Registry {
             root,
-            datasets: RwLock::new(datasets),
+            datasets: RwLock::new(
+                datasets
+                    .into_iter()
+                    .map(|(k, v)| (k, Arc::new(v)))
+                    .collect(),
+            ),
             state: None,
+            state_path: None,
             registered: Mutex::default(),
+            rescans: AtomicU64::new(0),
         };
         Ok((registry, skipped))
     }
@@ -141,44 +130,70 @@ impl Registry {
     pub fn open(data_dir: &Path, state_dir: &Path) -> std::io::Result<(Registry, Vec<Skipped>)> {
         let (mut registry, mut skipped) = Registry::scan(data_dir)?;
         let state = StateDir::new(state_dir);
-        // Named in the error, which the server reports as a data-directory failure.
-        let entries = state.load().map_err(|e| {
-            std::io::Error::new(
-                e.kind(),
-                format!("state directory {}: {e}", state_dir.display()),
-            )
-        })?;
-        for entry in entries {
-            let loaded = entry
-                .contents
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| Registration::parse(&bytes))
-                .and_then(|reg| {
-                    if reg.name == entry.name {
-                        Ok(reg)
-                    } else {
-                        Err(format!("holds the name {:?}", reg.name))
-                    }
-                })
-                .and_then(|reg| {
-                    if registry.get(&reg.name).is_some() {
-                        return Err(format!("dataset name {:?} is already taken", reg.name));
-                    }
-                    registry.build(&reg).map_err(|e| e.to_string())
-                });
-            match loaded {
-                Ok(dataset) => registry.insert(dataset),
-                Err(reason) => {
-                    tracing::warn!(path = %entry.path, %reason, "registration skipped; its file is kept");
-                    skipped.push(Skipped {
-                        path: format!("{}/{}", state_dir.display(), entry.path),
-                        reason,
-                    });
-                }
-            }
+        let mut datasets = BTreeMap::new();
+        load_registrations(
+            &registry.root,
+            &state,
+            state_dir,
+            &registry.list_names(),
+            &mut datasets,
+            &mut skipped,
+        )?;
+        for (_, dataset) in datasets {
+            registry.insert(dataset);
         }
         registry.state = Some(state);
+        registry.state_path = Some(state_dir.to_owned());
         Ok((registry, skipped))
+    }
+
+    /// Walks the data directory again and re-reads the registrations, on the one validation
+    /// path of the start-up scan: new datasets are added, those whose file vanished or no
+    /// longer validates are dropped (a registration's saved file stays, so it comes back
+    /// once its data file is valid again), and those whose file changed or whose map is
+    /// poisoned are re-mapped. Unchanged datasets keep their `Arc`, and requests in flight
+    /// keep the one they hold, so a stream never switches maps. Blocking: call it from
+    /// `spawn_blocking`.
+    ///
+    /// # Errors
+    /// When the data directory or the state directory cannot be listed; nothing changes then.
+    pub fn rescan(&self) -> std::io::Result<RescanReport> {
+        // Serializes with registrations and deletions, which are the only other writers, so
+        // the snapshot below stays the served map until the swap.
+        let mut registered = self.lock_registered();
+        let (mut found, mut skipped) = scan_root(&self.root)?;
+        let mut from_state = BTreeMap::new();
+        if let (Some(state), Some(path)) = (&self.state, &self.state_path) {
+            let taken = found.keys().cloned().collect();
+            load_registrations(
+                &self.root,
+                state,
+                path,
+                &taken,
+                &mut from_state,
+                &mut skipped,
+            )?;
+        }
+        let names: BTreeSet<String> = from_state.keys().cloned().collect();
+        found.extend(from_state);
+        let mut report = RescanReport::default();
+        let old = self.read().clone();
+        let next = rescan::merge(&old, found, &mut report);
+        // Held only for the swap; the old `Arc`s it drops live on in the requests holding them.
+        *self.write() = next;
+        *registered = names;
+        report.skipped = skipped;
+        self.rescans.fetch_add(1, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Rescans done since start.
+    pub fn rescans(&self) -> u64 {
+        self.rescans.load(Ordering::Relaxed)
+    }
+
+    fn list_names(&self) -> BTreeSet<String> {
+        self.read().keys().cloned().collect()
     }
 
     /// Validates `reg` exactly as a scanned file, saves it in the state directory and
@@ -241,27 +256,7 @@ impl Registry {
 
     /// The dataset `reg` describes, on the scan's validation path.
     fn build(&self, reg: &Registration) -> Result<Dataset, DatasetError> {
-        let bad = |reason: String| DatasetError::Descriptor {
-            path: reg.file.clone(),
-            reason,
-        };
-        check_name(&reg.name, &reg.file)?;
-        let region = reg.region().map_err(bad)?;
-        let data_path = self.root.join(&reg.file);
-        let mut dataset =
-            open_dataset(&self.root, reg.name.clone(), &data_path, region, &reg.file)?;
-        if let Some(dims) = &reg.dims {
-            if dims.len() != dataset.shape.len() {
-                return Err(bad(format!(
-                    "dims names {} axes, the array has {}",
-                    dims.len(),
-                    dataset.shape.len()
-                )));
-            }
-        }
-        dataset.dims.clone_from(&reg.dims);
-        dataset.attrs.clone_from(&reg.attrs);
-        Ok(dataset)
+        build(&self.root, reg)
     }
 
     /// Adds a registered dataset (start-up only: no clash check, no save).
@@ -299,6 +294,116 @@ impl Registry {
         // single calls), so a poisoned lock is still consistent.
         self.datasets.read().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The dataset `reg` describes, on the scan's validation path.
+fn build(root: &Path, reg: &Registration) -> Result<Dataset, DatasetError> {
+    let bad = |reason: String| DatasetError::Descriptor {
+        path: reg.file.clone(),
+        reason,
+    };
+    check_name(&reg.name, &reg.file)?;
+    let region = reg.region().map_err(bad)?;
+    let data_path = root.join(&reg.file);
+    let mut dataset = open_dataset(root, reg.name.clone(), &data_path, region, &reg.file)?;
+    if let Some(dims) = &reg.dims {
+        if dims.len() != dataset.shape.len() {
+            return Err(bad(format!(
+                "dims names {} axes, the array has {}",
+                dims.len(),
+                dataset.shape.len()
+            )));
+        }
+    }
+    dataset.dims.clone_from(&reg.dims);
+    dataset.attrs.clone_from(&reg.attrs);
+    Ok(dataset)
+}
+
+/// Loads every valid dataset under `root` (the scan and every rescan): a bad file or a
+/// clashing name is returned as skipped.
+fn scan_root(root: &Path) -> std::io::Result<(BTreeMap<String, Dataset>, Vec<Skipped>)> {
+    let mut files = Vec::new();
+    walk(root, &mut files)?;
+    files.sort();
+    let mut datasets = BTreeMap::new();
+    let mut skipped = Vec::new();
+    for path in files {
+        let rel = relative(root, &path);
+        match load(root, &path, &rel) {
+            Ok(None) => {}
+            Ok(Some(ds)) => {
+                if datasets.contains_key(&ds.name) {
+                    skipped.push(Skipped {
+                        reason: format!("dataset name {:?} is already taken", ds.name),
+                        path: rel,
+                    });
+                } else {
+                    datasets.insert(ds.name.clone(), ds);
+                }
+            }
+            Err(e) => skipped.push(Skipped {
+                path: rel,
+                reason: e.to_string(),
+            }),
+        }
+    }
+    Ok((datasets, skipped))
+}
+
+/// Loads the registrations saved in `state` into `out`. One that is unreadable, invalid,
+/// whose name is in `taken` or whose data file is missing is logged and skipped, and its
+/// file is left where it is: the data file may come back.
+///
+/// # Errors
+/// When the state directory exists but cannot be listed (named in the error, which the
+/// server reports as a data-directory failure).
+fn load_registrations(
+    root: &Path,
+    state: &StateDir,
+    state_dir: &Path,
+    taken: &BTreeSet<String>,
+    out: &mut BTreeMap<String, Dataset>,
+    skipped: &mut Vec<Skipped>,
+) -> std::io::Result<()> {
+    let entries = state.load().map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("state directory {}: {e}", state_dir.display()),
+        )
+    })?;
+    for entry in entries {
+        let loaded = entry
+            .contents
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| Registration::parse(&bytes))
+            .and_then(|reg| {
+                if reg.name == entry.name {
+                    Ok(reg)
+                } else {
+                    Err(format!("holds the name {:?}", reg.name))
+                }
+            })
+            .and_then(|reg| {
+                if taken.contains(&reg.name) || out.contains_key(&reg.name) {
+                    return Err(format!("dataset name {:?} is already taken", reg.name));
+                }
+                build(root, &reg).map_err(|e| e.to_string())
+            });
+        match loaded {
+            Ok(dataset) => {
+                out.insert(dataset.name.clone(), dataset);
+            }
+            Err(reason) => {
+                tracing::warn!(path = %entry.path, %reason, "registration skipped; its file is kept");
+                skipped.push(Skipped {
+                    path: format!("{}/{}", state_dir.display(), entry.path),
+                    reason,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Collects every regular file (or symlink to one) under `dir`. Symlinked directories are not
@@ -591,5 +696,34 @@ mod tests {
         for bad in ["", ".a", "-a", "a b", "a/b", "é", &"a".repeat(201)] {
             assert!(!is_valid_name(bad), "{bad}");
         }
+    }
+
+    fn write_npy(path: &Path, values: &[f32]) {
+        let mut bytes = npy::write_header(DType::parse("<f4").unwrap(), &[values.len() as u64]);
+        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn rescan_adds_removes_remaps_and_keeps_unchanged_arcs() {
+        let dir = tempfile::tempdir().unwrap();
+        write_npy(&dir.path().join("a.npy"), &[1.0]);
+        write_npy(&dir.path().join("b.npy"), &[2.0]);
+        let (registry, _) = Registry::scan(dir.path()).unwrap();
+        let a = registry.get("a").unwrap();
+        write_npy(&dir.path().join("c.npy"), &[3.0]);
+        std::fs::remove_file(dir.path().join("b.npy")).unwrap();
+        let report = registry.rescan().unwrap();
+        assert_eq!(report.added, ["c"]);
+        assert_eq!(report.removed, ["b"]);
+        assert!(report.remapped.is_empty());
+        assert!(Arc::ptr_eq(&a, &registry.get("a").unwrap()));
+        // Replaced by rename: a new inode.
+        write_npy(&dir.path().join("a.tmp"), &[4.0, 5.0]);
+        std::fs::rename(dir.path().join("a.tmp"), dir.path().join("a.npy")).unwrap();
+        let report = registry.rescan().unwrap();
+        assert_eq!(report.remapped, ["a"]);
+        assert_eq!(registry.get("a").unwrap().shape, [2]);
+        assert_eq!(registry.rescans(), 2);
     }
 }

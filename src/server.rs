@@ -266,7 +266,24 @@ async fn drain_requests(
 /// Rescans the data directory and the registrations off the async threads.
 async fn rescan(state: &AppState, cause: &'static str) {
     tracing::info!(cause, "rescan requested");
-    let _ = state;
+    let registry = state.registry.clone();
+    match tokio::task::spawn_blocking(move || registry.rescan()).await {
+        Ok(Ok(report)) => {
+            for skipped in &report.skipped {
+                tracing::warn!(path = %skipped.path, reason = %skipped.reason, "skipped by the rescan");
+            }
+            tracing::info!(
+                cause,
+                added = ?report.added,
+                removed = ?report.removed,
+                remapped = ?report.remapped,
+                skipped = report.skipped.len(),
+                "rescan done"
+            );
+        }
+        Ok(Err(e)) => tracing::error!(cause, error = %e, "rescan failed; datasets unchanged"),
+        Err(e) => tracing::error!(cause, error = %e, "rescan panicked; datasets unchanged"),
+    }
 }
 
 /// Forwards SIGTERM and SIGINT as [`Signal::Terminate`] and SIGHUP as [`Signal::Rescan`],

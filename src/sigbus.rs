@@ -18,7 +18,7 @@
 //! which resets SIGBUS to the default and returns so the fault repeats and kills the process.
 //!
 //! A poisoned map stays poisoned: its zero pages are never replaced, so every later request
-//! on the dataset fails until the server restarts (re-mapping is not implemented).
+//! on the dataset fails until a rescan maps the file anew (`Registry::rescan`).
 //!
 //! The handler uses only atomics and the `mmap`/`sigaction` system calls, all
 //! async-signal-safe: no allocation, no locks, no thread-locals.

@@ -212,7 +212,7 @@ impl Metrics {
             &self.mapped_bytes,
             datasets.iter().map(|d| d.mapped.bytes.len() as u64).sum(),
         );
-        self.rescans.update(0);
+        self.rescans.update(state.registry.rescans());
         self.sigbus_faults
             .update(crate::sigbus::faults_handled() as u64);
         let mut text = String::new();

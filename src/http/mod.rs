@@ -12,6 +12,7 @@
 //! `/raw`; `error` is the one error type every handler returns. Only this module and its
 //! children use axum.
 
+mod admin;
 mod auth;
 mod cache;
 mod conn;
@@ -35,7 +36,7 @@ use std::time::Duration;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -120,6 +121,7 @@ pub fn router(state: AppState) -> Result<Router, BadOrigin> {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::get))
         .route("/openapi.yaml", get(openapi))
+        .route("/v1/admin/rescan", post(admin::rescan))
         .route("/v1/datasets", get(datasets::list).post(register::post))
         .route(
             "/v1/datasets/{name}",

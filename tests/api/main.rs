@@ -25,5 +25,7 @@ mod raw;
 mod registration;
 /// Data files truncated while mapped (README "Limits and known gaps").
 mod reliability;
+/// Rescans: SIGHUP and `POST /v1/admin/rescan`.
+mod rescan;
 /// `/stats`, `/histogram`, `/downsample`.
 mod stats;
