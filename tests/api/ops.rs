@@ -12,10 +12,18 @@ use crate::helpers::{fixtures, spawn_app, spawn_app_with, write_npy};
 
 /// `/metrics` through prometheus_client's OpenMetrics parser: every sample, or a panic.
 async fn scrape(text: &str) -> Vec<Value> {
+    let out = python_filter("parse_metrics.py", text).await;
+    assert!(out.status.success(), "not valid OpenMetrics:\n{text}");
+    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+}
+
+/// Runs `tests/python/SCRIPT` with `text` on its stdin.
+async fn python_filter(script: &str, text: &str) -> std::process::Output {
     use tokio::process::Command;
     let python = crate::numpy::python().await;
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/parse_metrics.py");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
     let mut child = Command::new(python)
         .arg(script)
         .stdin(Stdio::piped())
@@ -25,9 +33,57 @@ async fn scrape(text: &str) -> Vec<Value> {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(text.as_bytes()).await.unwrap();
     drop(stdin);
-    let out = child.wait_with_output().await.unwrap();
-    assert!(out.status.success(), "not valid OpenMetrics:\n{text}");
-    serde_json::from_slice::<Vec<Value>>(&out.stdout).unwrap()
+    child.wait_with_output().await.unwrap()
+}
+
+/// The served `/openapi.yaml` is a valid OpenAPI document (openapi-spec-validator) and
+/// describes every route the router answers.
+#[tokio::test]
+async fn openapi_is_valid_and_lists_every_route() {
+    let dir = fixtures();
+    let app = spawn_app(dir.path()).await;
+    let text = app.get("/openapi.yaml").await.text().await.unwrap();
+    let out = python_filter("validate_openapi.py", &text).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "openapi.yaml is not valid: {stderr}");
+    let paths: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = [
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+        ("/metrics", "get"),
+        ("/openapi.yaml", "get"),
+        ("/v1/datasets", "get"),
+        ("/v1/datasets", "post"),
+        ("/v1/datasets/{name}", "get"),
+        ("/v1/datasets/{name}", "delete"),
+        ("/v1/datasets/{name}/data", "get"),
+        ("/v1/datasets/{name}/raw", "get"),
+        ("/v1/datasets/{name}/stats", "get"),
+        ("/v1/datasets/{name}/histogram", "get"),
+        ("/v1/datasets/{name}/downsample", "get"),
+        ("/v1/admin/rescan", "post"),
+    ];
+    for (path, method) in expected {
+        let ops = paths[path].as_array();
+        assert!(
+            ops.is_some_and(|ops| ops.iter().any(|m| m == method)),
+            "{method} {path} missing from openapi.yaml"
+        );
+        // And the server answers it (anything but an unknown route).
+        let url = format!("{}{}", app.base, path.replace("{name}", "m"));
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let status = app
+            .client
+            .request(method.clone(), url)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(
+            ![404, 405].contains(&status.as_u16()),
+            "{method} {path}: {status}"
+        );
+    }
 }
 
 /// The value of the one sample called `name` with `labels` (among others), and its type.
