@@ -25,12 +25,16 @@
 //! - [`reduce`]: runs → aggregates (`/stats`, `/histogram`, `/downsample`), pure and sync.
 //! - [`npy`]: `.npy` header parse and write, pure.
 //! - [`dtype`]: NumPy type strings.
+//! - [`logline`]: the text log line; [`logsink`]: where log lines go, batched off the
+//!   serving threads.
 
 pub mod config;
 pub mod dataset;
 pub mod dtype;
 pub mod encode;
 pub mod http;
+pub mod logline;
+pub mod logsink;
 pub mod npy;
 pub mod plan;
 pub mod reduce;

@@ -8,22 +8,23 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use arrayd::config::{Cli, Command, LogFormat};
+use arrayd::logline::LineFormat;
+use arrayd::logsink::{self, LogSink};
 use arrayd::server::{self, Server};
 
 fn main() -> ExitCode {
     // Before any data file is mapped; std's own SIGBUS handler exists already.
     arrayd::sigbus::install();
     let cli = Cli::parse();
-    // Log lines go through a writer thread, so a slow stderr (a pipe nobody drains fast)
-    // never stalls a serving thread; `lossy(false)` keeps every line. The thread flushes
-    // whenever its queue runs dry, so the buffer batches lines into few writes under load
-    // and delays none when idle. The guard flushes the queue when `main` returns.
-    let (writer, _flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    // Log lines are batched and written by a thread of their own (see `logsink`); the guard
+    // writes what is left when `main` returns.
+    let (writer, _flush) = match logsink::spawn(std::io::stderr()) {
+        Ok(sink) => sink,
+        Err(e) => {
+            eprintln!("arrayd: cannot start the log thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     init_tracing(&cli.log, cli.log_format, writer);
     let config = match cli.command {
         Some(Command::Serve(config)) => config,
@@ -50,20 +51,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(
-    filter: &str,
-    format: LogFormat,
-    writer: tracing_appender::non_blocking::NonBlocking,
-) {
+fn init_tracing(filter: &str, format: LogFormat, writer: LogSink) {
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only for a person at a terminal, never into a file or a log collector.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(ansi)
+        .with_ansi(false)
         .with_writer(writer);
     match format {
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.event_format(LineFormat).init(),
         LogFormat::Json => builder.json().init(),
     }
 }

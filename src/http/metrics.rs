@@ -23,7 +23,7 @@ use super::AppState;
 /// Labels of `arrayd_http_requests_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    route: String,
+    route: &'static str,
     method: &'static str,
     status: u16,
 }
@@ -31,7 +31,7 @@ struct RequestLabels {
 /// Labels of the per-route series.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
-    route: String,
+    route: &'static str,
 }
 
 /// Labels of `arrayd_build_info`.
@@ -167,15 +167,14 @@ impl Metrics {
     /// Counts an answered request when its head goes out.
     pub(super) fn answered(
         &self,
-        route: &str,
+        route: &'static str,
         method: &Method,
         status: StatusCode,
         head: Duration,
     ) {
-        let route = route.to_owned();
         self.requests
             .get_or_create(&RequestLabels {
-                route: route.clone(),
+                route,
                 method: method_label(method),
                 status: status.as_u16(),
             })
@@ -186,11 +185,9 @@ impl Metrics {
     }
 
     /// Counts the body bytes of an answer once it is sent (or cut).
-    pub(super) fn sent(&self, route: &str, bytes: u64) {
+    pub(super) fn sent(&self, route: &'static str, bytes: u64) {
         self.body_bytes
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
+            .get_or_create(&RouteLabels { route })
             .inc_by(bytes);
     }
 
@@ -222,7 +219,26 @@ impl Metrics {
     }
 }
 
-fn method_label(method: &Method) -> &'static str {
+/// The route template as a `&'static str`, so labels cost no allocation per request.
+///
+/// Templates come from the router, so there are as many as it has routes: each is leaked
+/// once, the first time it is seen, and found again by a lookup in a short list.
+pub(super) fn route_label(template: &str) -> &'static str {
+    static SEEN: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
+    let find = |seen: &[&'static str]| seen.iter().copied().find(|r| *r == template);
+    if let Some(route) = find(&SEEN.read().unwrap_or_else(|e| e.into_inner())) {
+        return route;
+    }
+    let mut seen = SEEN.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(route) = find(&seen) {
+        return route;
+    }
+    let route: &'static str = Box::leak(template.to_owned().into_boxed_str());
+    seen.push(route);
+    route
+}
+
+pub(super) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::HEAD => "HEAD",
