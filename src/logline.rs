@@ -36,7 +36,12 @@ where
             .unwrap_or_default();
         write_time(&mut writer, now.as_secs(), now.subsec_micros())?;
         let meta = event.metadata();
-        write!(writer, " {:>5} {}:", meta.level(), meta.target())?;
+        let level = meta.level().as_str();
+        writer.write_str(&"      "[..6 - level.len()])?;
+        writer.write_str(level)?;
+        writer.write_char(' ')?;
+        writer.write_str(meta.target())?;
+        writer.write_char(':')?;
         let mut fields = Fields {
             out: &mut writer,
             result: Ok(()),
@@ -70,7 +75,12 @@ fn write_time(out: &mut impl Write, secs: u64, micros: u32) -> fmt::Result {
         }
         out.write_str(&cached.1)
     })?;
-    write!(out, ".{micros:06}Z")
+    let mut frac = *b".000000Z";
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(micros % 1_000_000).as_bytes();
+    frac[7 - digits.len()..7].copy_from_slice(digits);
+    // Only ASCII digits went in.
+    out.write_str(std::str::from_utf8(&frac).unwrap_or(".000000Z"))
 }
 
 /// Year, month and day of a count of days since 1970-01-01 (proleptic Gregorian), after

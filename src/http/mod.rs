@@ -4,7 +4,7 @@
 //! `conn` (hyper's HTTP/1 over a socket wrapper that enforces the head, idle and send limits);
 //! the [`router`] matches the route; CORS answers preflights; `front` (the one middleware)
 //! tags, gates (drain, shedding, tokens from `auth`), times and logs the request and counts it
-//! in `metrics`; compression wraps JSON and CSV bodies; the handler answers.
+//! in `metrics`; `compress` compresses JSON and CSV bodies; the handler answers.
 //!
 //! Handlers live one resource per file (`datasets`, `register` for its writes, `data`, `raw`, `stats` for the
 //! aggregates, `metrics`); `stream` turns an encoding job into a streamed body; `range` parses
@@ -15,6 +15,7 @@
 mod admin;
 mod auth;
 mod cache;
+mod compress;
 mod conn;
 mod data;
 mod datasets;
@@ -41,8 +42,6 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower_http::compression::predicate::{Predicate, SizeAbove};
-use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::Config;
@@ -157,7 +156,7 @@ pub fn router(state: AppState) -> Result<Router, BadOrigin> {
         // Innermost: compression of JSON and CSV (error bodies included), so the front
         // counts the bytes that go on the wire. bin, npy and /raw keep their lengths and
         // ranges; tiny answers are not worth a compressor.
-        .layer(CompressionLayer::new().compress_when(SizeAbove::new(256).and(TextBody)))
+        .layer(compress::CompressText)
         // Then the front: request id, drain, shedding, tokens, timeout, metrics and logs
         // (one `from_fn`: see `front`).
         .layer(axum::middleware::from_fn(move |req, next| {
@@ -169,23 +168,6 @@ pub fn router(state: AppState) -> Result<Router, BadOrigin> {
         Some(cors) => router.layer(cors),
         None => router,
     })
-}
-
-/// Compress only JSON and CSV bodies.
-#[derive(Debug, Clone, Copy)]
-struct TextBody;
-
-impl Predicate for TextBody {
-    fn should_compress<B>(&self, response: &axum::http::Response<B>) -> bool
-    where
-        B: axum::body::HttpBody,
-    {
-        response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/csv"))
-    }
 }
 
 /// The CORS layer for `origins` (none: no CORS headers at all, browsers refuse cross-origin

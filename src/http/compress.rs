@@ -1,0 +1,155 @@
+//! Compression of JSON and CSV answers (zstd, br or gzip, as the client's `Accept-Encoding`
+//! allows; README "API"), and no cost for the answers that are never compressed.
+//!
+//! tower-http's compression wraps every body it sees in an encoder enum large enough to hold
+//! a brotli state, even when it then leaves the body alone; on a small `format=bin` answer
+//! that wrapping is the dearest step of the request (README "Performance"). So a request
+//! whose answer cannot be compressed — no encoding the server speaks in `Accept-Encoding`,
+//! a `/raw` byte range, or an explicit `format=bin` or `format=npy` — skips the compressor.
+//! Whatever reaches the compressor is still judged on the answer: only JSON and CSV bodies
+//! over 256 bytes are compressed (an `Accept` header that picks bin is left alone there).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use tower::{Layer, Service};
+use tower_http::compression::predicate::{Predicate, SizeAbove};
+use tower_http::compression::{Compression, CompressionLayer};
+
+/// Only JSON and CSV bodies.
+#[derive(Debug, Clone, Copy)]
+struct TextBody;
+
+impl Predicate for TextBody {
+    fn should_compress<B>(&self, response: &axum::http::Response<B>) -> bool
+    where
+        B: axum::body::HttpBody,
+    {
+        response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/json") || ct.starts_with("text/csv"))
+    }
+}
+
+type Policy = tower_http::compression::predicate::And<SizeAbove, TextBody>;
+
+/// The layer: put it inside the front, so the front counts the bytes that go on the wire.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct CompressText;
+
+impl<S: Clone> Layer<S> for CompressText {
+    type Service = MaybeCompress<S>;
+
+    fn layer(&self, inner: S) -> MaybeCompress<S> {
+        let policy = SizeAbove::new(256).and(TextBody);
+        MaybeCompress {
+            compressed: CompressionLayer::new()
+                .compress_when(policy)
+                .layer(inner.clone()),
+            plain: inner,
+        }
+    }
+}
+
+/// Sends each request to the compressor or straight to the inner service.
+#[derive(Clone)]
+pub(super) struct MaybeCompress<S> {
+    plain: S,
+    compressed: Compression<S, Policy>,
+}
+
+/// Whether the answer to a request with these parts may be compressed.
+fn may_compress(path: &str, query: Option<&str>, headers: &HeaderMap) -> bool {
+    let accepts = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            let v = v.to_ascii_lowercase();
+            v.contains("gzip") || v.contains("br") || v.contains("zstd") || v.contains('*')
+        });
+    let binary_format = query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair == "format=bin" || pair == "format=npy")
+    });
+    accepts && !path.ends_with("/raw") && !binary_format
+}
+
+impl<S> Service<Request> for MaybeCompress<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        // Both wrap the same kind of service; readiness of a clone-per-call axum route is
+        // always immediate, but ask both so neither is called unready.
+        match self.plain.poll_ready(cx) {
+            Poll::Ready(Ok(())) => self.compressed.poll_ready(cx),
+            other => other,
+        }
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let uri = request.uri();
+        if may_compress(uri.path(), uri.query(), request.headers()) {
+            let future = self.compressed.call(request);
+            Box::pin(async move { Ok(future.await?.map(Body::new)) })
+        } else {
+            Box::pin(self.plain.call(request))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(accept_encoding: Option<&'static str>) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(v) = accept_encoding {
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn only_requests_that_may_get_text_in_an_encoding_we_speak_are_compressed() {
+        let data = "/v1/datasets/m/data";
+        assert!(may_compress(
+            data,
+            Some("slice=0"),
+            &headers(Some("gzip, deflate"))
+        ));
+        assert!(may_compress(data, None, &headers(Some("ZSTD"))));
+        assert!(may_compress(data, Some("format=csv"), &headers(Some("br"))));
+        assert!(!may_compress(data, None, &headers(None)));
+        assert!(!may_compress(data, None, &headers(Some("identity"))));
+        assert!(!may_compress(
+            data,
+            Some("slice=0&format=bin"),
+            &headers(Some("gzip"))
+        ));
+        assert!(!may_compress(
+            data,
+            Some("format=npy"),
+            &headers(Some("gzip"))
+        ));
+        assert!(!may_compress(
+            "/v1/datasets/m/raw",
+            None,
+            &headers(Some("gzip"))
+        ));
+    }
+}
