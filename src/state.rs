@@ -19,6 +19,12 @@ const SUFFIX: &str = ".json";
 /// Registration files are small; one larger than this is not one.
 const MAX_FILE_BYTES: u64 = 1 << 20;
 
+/// A temporary file this old is the remains of a save that was killed: a save takes
+/// milliseconds. Removing one that is in fact in use only makes that save fail (its link
+/// finds no file), never a registration half-made, so replicas sharing the directory are
+/// safe whatever their clocks say.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// The `datasets/` folder of a state directory. Nothing is created until the first save.
 #[derive(Debug, Clone)]
 pub struct StateDir {
@@ -90,6 +96,7 @@ impl StateDir {
     }
 
     /// Every saved registration, sorted by name; none when the folder does not exist.
+    /// Temporary files of killed saves older than ten minutes are removed on the way.
     ///
     /// # Errors
     /// Only when the folder exists but cannot be listed.
@@ -102,6 +109,10 @@ impl StateDir {
         let mut entries = Vec::new();
         for entry in listing.flatten() {
             let file_name = entry.file_name().to_string_lossy().into_owned();
+            if file_name.starts_with('.') && file_name.contains(".tmp-") {
+                remove_if_stale(&entry.path());
+                continue;
+            }
             let Some(name) = file_name.strip_suffix(SUFFIX) else {
                 continue;
             };
@@ -119,6 +130,17 @@ impl StateDir {
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
+    }
+}
+
+/// Removes the temporary file at `path` if it is older than [`STALE_TEMP`].
+fn remove_if_stale(path: &Path) {
+    let age = std::fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok());
+    if age.is_some_and(|age| age > STALE_TEMP) && std::fs::remove_file(path).is_ok() {
+        tracing::info!(path = %path.display(), "removed the temporary file of a killed save");
     }
 }
 
@@ -157,5 +179,29 @@ mod tests {
         state.remove("a").unwrap();
         state.remove("a").unwrap();
         assert_eq!(state.load().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn temporaries_of_killed_saves_are_removed_once_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        state.save("a", b"{}").unwrap();
+        let datasets = dir.path().join("datasets");
+        let old = datasets.join(".b.json.tmp-1-0");
+        let fresh = datasets.join(".c.json.tmp-1-1");
+        for path in [&old, &fresh] {
+            std::fs::write(path, b"{").unwrap();
+        }
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        let names: Vec<_> = state.load().unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names, ["a"]);
+        assert!(!old.exists(), "a stale temporary file stays");
+        assert!(fresh.exists(), "a save in progress lost its file");
     }
 }
