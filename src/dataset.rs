@@ -67,7 +67,7 @@ pub enum DatasetError {
 }
 
 /// Identity of the backing file when it was mapped: what ETags and `Last-Modified` derive from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FileIdentity {
     /// Device number.
     pub dev: u64,

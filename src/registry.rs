@@ -104,7 +104,7 @@ impl Registry {
     /// the `Skipped` list instead.
     pub fn scan(data_dir: &Path) -> std::io::Result<(Registry, Vec<Skipped>)> {
         let root = data_dir.canonicalize()?;
-        let (datasets, skipped) = scan_root(&root)?;
+        let (datasets, skipped) = scan_root(&root, &OpenMaps::default())?;
         let registry = Registry {
             root,
             datasets: RwLock::new(
@@ -136,6 +136,7 @@ impl Registry {
             &state,
             state_dir,
             &registry.list_names(),
+            &OpenMaps::default(),
             &mut datasets,
             &mut skipped,
         )?;
@@ -161,7 +162,8 @@ impl Registry {
         // Serializes with registrations and deletions, which are the only other writers, so
         // the snapshot below stays the served map until the swap.
         let mut registered = self.lock_registered();
-        let (mut found, mut skipped) = scan_root(&self.root)?;
+        let maps = OpenMaps::of(&self.read());
+        let (mut found, mut skipped) = scan_root(&self.root, &maps)?;
         let mut from_state = BTreeMap::new();
         if let (Some(state), Some(path)) = (&self.state, &self.state_path) {
             let taken = found.keys().cloned().collect();
@@ -170,6 +172,7 @@ impl Registry {
                 state,
                 path,
                 &taken,
+                &maps,
                 &mut from_state,
                 &mut skipped,
             )?;
@@ -256,7 +259,7 @@ impl Registry {
 
     /// The dataset `reg` describes, on the scan's validation path.
     fn build(&self, reg: &Registration) -> Result<Dataset, DatasetError> {
-        build(&self.root, reg)
+        build(&self.root, reg, &OpenMaps::default())
     }
 
     /// Adds a registered dataset (start-up only: no clash check, no save).
@@ -297,7 +300,7 @@ impl Registry {
 }
 
 /// The dataset `reg` describes, on the scan's validation path.
-fn build(root: &Path, reg: &Registration) -> Result<Dataset, DatasetError> {
+fn build(root: &Path, reg: &Registration, maps: &OpenMaps) -> Result<Dataset, DatasetError> {
     let bad = |reason: String| DatasetError::Descriptor {
         path: reg.file.clone(),
         reason,
@@ -305,7 +308,7 @@ fn build(root: &Path, reg: &Registration) -> Result<Dataset, DatasetError> {
     check_name(&reg.name, &reg.file)?;
     let region = reg.region().map_err(bad)?;
     let data_path = root.join(&reg.file);
-    let mut dataset = open_dataset(root, reg.name.clone(), &data_path, region, &reg.file)?;
+    let mut dataset = open_dataset(root, reg.name.clone(), &data_path, region, &reg.file, maps)?;
     if let Some(dims) = &reg.dims {
         if dims.len() != dataset.shape.len() {
             return Err(bad(format!(
@@ -320,9 +323,37 @@ fn build(root: &Path, reg: &Registration) -> Result<Dataset, DatasetError> {
     Ok(dataset)
 }
 
+/// The maps served now, by the identity of their file, so that a rescan maps only files
+/// that changed: an unchanged file's dataset is rebuilt over the map it already has, which
+/// costs no new map, no SIGBUS-guard slot and no page faults. A poisoned map is never
+/// offered: only a fresh map of the file heals it.
+#[derive(Default)]
+struct OpenMaps(std::collections::HashMap<FileIdentity, (Arc<GuardedMap>, Bytes)>);
+
+impl OpenMaps {
+    fn of(datasets: &BTreeMap<String, Arc<Dataset>>) -> OpenMaps {
+        let open = datasets
+            .values()
+            .filter(|d| !d.poisoned())
+            .map(|d| {
+                let m = &d.mapped;
+                (m.identity, (Arc::clone(&m.map), m.bytes.clone()))
+            })
+            .collect();
+        OpenMaps(open)
+    }
+
+    fn get(&self, identity: &FileIdentity) -> Option<(Arc<GuardedMap>, Bytes)> {
+        self.0.get(identity).cloned()
+    }
+}
+
 /// Loads every valid dataset under `root` (the scan and every rescan): a bad file or a
 /// clashing name is returned as skipped.
-fn scan_root(root: &Path) -> std::io::Result<(BTreeMap<String, Dataset>, Vec<Skipped>)> {
+fn scan_root(
+    root: &Path,
+    maps: &OpenMaps,
+) -> std::io::Result<(BTreeMap<String, Dataset>, Vec<Skipped>)> {
     let mut files = Vec::new();
     walk(root, &mut files)?;
     files.sort();
@@ -330,7 +361,7 @@ fn scan_root(root: &Path) -> std::io::Result<(BTreeMap<String, Dataset>, Vec<Ski
     let mut skipped = Vec::new();
     for path in files {
         let rel = relative(root, &path);
-        match load(root, &path, &rel) {
+        match load(root, &path, &rel, maps) {
             Ok(None) => {}
             Ok(Some(ds)) => {
                 if datasets.contains_key(&ds.name) {
@@ -363,6 +394,7 @@ fn load_registrations(
     state: &StateDir,
     state_dir: &Path,
     taken: &BTreeSet<String>,
+    maps: &OpenMaps,
     out: &mut BTreeMap<String, Dataset>,
     skipped: &mut Vec<Skipped>,
 ) -> std::io::Result<()> {
@@ -388,7 +420,7 @@ fn load_registrations(
                 if taken.contains(&reg.name) || out.contains_key(&reg.name) {
                     return Err(format!("dataset name {:?} is already taken", reg.name));
                 }
-                build(root, &reg).map_err(|e| e.to_string())
+                build(root, &reg, maps).map_err(|e| e.to_string())
             });
         match loaded {
             Ok(dataset) => {
@@ -447,7 +479,12 @@ pub fn is_valid_name(name: &str) -> bool {
 }
 
 /// Registers one file: `Ok(None)` for files that are neither `.npy` nor descriptors.
-fn load(root: &Path, path: &Path, rel: &str) -> Result<Option<Dataset>, DatasetError> {
+fn load(
+    root: &Path,
+    path: &Path,
+    rel: &str,
+    maps: &OpenMaps,
+) -> Result<Option<Dataset>, DatasetError> {
     let (stem, is_npy) = if let Some(stem) = rel.strip_suffix(".npy") {
         (stem, true)
     } else if let Some(stem) = rel.strip_suffix(DESCRIPTOR_SUFFIX) {
@@ -464,7 +501,7 @@ fn load(root: &Path, path: &Path, rel: &str) -> Result<Option<Dataset>, DatasetE
         let dir = path.parent().unwrap_or(Path::new("."));
         (dir.join(file), Some(region))
     };
-    open_dataset(root, name, &data_path, region, rel).map(Some)
+    open_dataset(root, name, &data_path, region, rel, maps).map(Some)
 }
 
 /// The scan's name rule, as an error naming `rel`.
@@ -488,6 +525,7 @@ fn open_dataset(
     data_path: &Path,
     region: Option<Region>,
     rel: &str,
+    maps: &OpenMaps,
 ) -> Result<Dataset, DatasetError> {
     use std::os::unix::fs::OpenOptionsExt;
     let data_path = resolve_inside(root, data_path, rel)?;
@@ -525,8 +563,14 @@ fn open_dataset(
         len: meta.len(),
         mtime: meta.modified().map_err(io_err)?,
     };
-    let map = Arc::new(map_file(&file).and_then(GuardedMap::new).map_err(io_err)?);
-    let bytes = Bytes::from_owner(MapOwner(Arc::clone(&map)));
+    let (map, bytes) = match maps.get(&identity) {
+        Some(open) => open,
+        None => {
+            let map = Arc::new(map_file(&file).and_then(GuardedMap::new).map_err(io_err)?);
+            let bytes = Bytes::from_owner(MapOwner(Arc::clone(&map)));
+            (map, bytes)
+        }
+    };
     let mapped = MappedFile {
         identity,
         map,
@@ -725,5 +769,40 @@ mod tests {
         assert_eq!(report.remapped, ["a"]);
         assert_eq!(registry.get("a").unwrap().shape, [2]);
         assert_eq!(registry.rescans(), 2);
+    }
+
+    /// A dataset whose description changed but whose file did not is rebuilt over the map it
+    /// had: no second map of the same file.
+    #[test]
+    fn rescan_reuses_the_map_of_an_unchanged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r.bin"), [0u8; 64]).unwrap();
+        let descriptor = |shape: &str| {
+            let text = format!(r#"{{"file": "r.bin", "dtype": "<f4", "shape": {shape}}}"#);
+            std::fs::write(dir.path().join("r.array.json"), text).unwrap();
+        };
+        descriptor("[16]");
+        let (registry, _) = Registry::scan(dir.path()).unwrap();
+        let before = registry.get("r").unwrap();
+        descriptor("[4, 4]");
+        let report = registry.rescan().unwrap();
+        assert_eq!(report.remapped, ["r"]);
+        let after = registry.get("r").unwrap();
+        assert_eq!(after.shape, [4, 4]);
+        assert!(Arc::ptr_eq(&before.mapped.map, &after.mapped.map));
+        // A changed file is mapped anew.
+        std::fs::write(dir.path().join("r.bin"), [1u8; 64]).unwrap();
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(2);
+        File::options()
+            .write(true)
+            .open(dir.path().join("r.bin"))
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let report = registry.rescan().unwrap();
+        assert_eq!(report.remapped, ["r"]);
+        let rewritten = registry.get("r").unwrap();
+        assert!(!Arc::ptr_eq(&after.mapped.map, &rewritten.mapped.map));
+        assert_eq!(rewritten.view(0, 1)[0], 1);
     }
 }
