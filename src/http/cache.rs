@@ -40,6 +40,56 @@ pub(crate) struct Validators {
     pub(crate) etag: String,
     /// The data file's modification time.
     pub(crate) modified: SystemTime,
+    /// `modified` as an HTTP-date header value.
+    last_modified: HeaderValue,
+}
+
+/// What the file identity alone determines: the tag up to its hash, and `Last-Modified`.
+#[derive(Clone)]
+struct IdentityPart {
+    /// `"DEV-INO-LEN-MTIME_NS-` (opening quote and trailing dash included).
+    tag_prefix: String,
+    last_modified: HeaderValue,
+}
+
+impl IdentityPart {
+    fn of(id: &FileIdentity) -> IdentityPart {
+        let mtime_ns = id
+            .mtime
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let date = httpdate::fmt_http_date(id.mtime);
+        IdentityPart {
+            tag_prefix: format!("\"{:x}-{:x}-{:x}-{mtime_ns:x}-", id.dev, id.ino, id.len),
+            // An HTTP-date is visible ASCII.
+            last_modified: HeaderValue::from_str(&date)
+                .unwrap_or_else(|_| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT")),
+        }
+    }
+
+    /// The part for `id`, formatted once per identity and thread: every `/data` and `/raw`
+    /// request needs it, and a file's identity changes rarely (README "Performance").
+    fn cached(id: &FileIdentity) -> IdentityPart {
+        use std::cell::RefCell;
+        use std::collections::HashMap;
+        /// Distinct identities kept per thread; past it the cache starts over.
+        const KEEP: usize = 256;
+        thread_local! {
+            static PARTS: RefCell<HashMap<FileIdentity, IdentityPart>> = RefCell::default();
+        }
+        PARTS.with(|parts| {
+            let mut parts = parts.borrow_mut();
+            if let Some(part) = parts.get(id) {
+                return part.clone();
+            }
+            if parts.len() >= KEEP {
+                parts.clear();
+            }
+            let part = IdentityPart::of(id);
+            parts.insert(*id, part.clone());
+            part
+        })
+    }
 }
 
 /// What the conditional headers of a request ask for, in RFC 9110 §13.2.2 order.
@@ -88,16 +138,18 @@ impl Validators {
     }
 
     fn new(id: &FileIdentity, hash: Fnv) -> Validators {
-        let mtime_ns = id
-            .mtime
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        let part = IdentityPart::cached(id);
+        let mut etag = String::with_capacity(part.tag_prefix.len() + 17);
+        etag.push_str(&part.tag_prefix);
+        for shift in (0..16).rev() {
+            let nibble = (hash.0 >> (4 * shift)) & 0xf;
+            etag.push(char::from(b"0123456789abcdef"[nibble as usize]));
+        }
+        etag.push('"');
         Validators {
-            etag: format!(
-                "\"{:x}-{:x}-{:x}-{mtime_ns:x}-{:016x}\"",
-                id.dev, id.ino, id.len, hash.0
-            ),
+            etag,
             modified: id.mtime,
+            last_modified: part.last_modified,
         }
     }
 
@@ -107,9 +159,7 @@ impl Validators {
         if let Ok(etag) = HeaderValue::from_str(&self.etag) {
             head.insert(header::ETAG, etag);
         }
-        if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(self.modified)) {
-            head.insert(header::LAST_MODIFIED, date);
-        }
+        head.insert(header::LAST_MODIFIED, self.last_modified.clone());
         head.insert(
             header::CACHE_CONTROL,
             HeaderValue::from_static(CACHE_CONTROL),
@@ -248,12 +298,42 @@ mod tests {
 
     use axum::http::{header, HeaderMap, HeaderValue};
 
-    use super::{tag_list_matches, Outcome, Validators};
+    use super::{tag_list_matches, Fnv, Outcome, Validators};
+    use crate::dataset::FileIdentity;
 
     fn validators() -> Validators {
+        let modified = UNIX_EPOCH + Duration::from_millis(1_700_000_000_500);
         Validators {
             etag: "\"1-2-3-4-00000000000000ff\"".to_owned(),
-            modified: UNIX_EPOCH + Duration::from_millis(1_700_000_000_500),
+            modified,
+            last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(modified)).unwrap(),
+        }
+    }
+
+    /// The tag from the per-identity cache is the tag the scheme describes, for a first and
+    /// a repeated identity and after the identity changes.
+    #[test]
+    fn cached_identity_parts_give_the_documented_tag() {
+        let mut id = FileIdentity {
+            dev: 0xfe00,
+            ino: 0x51002a,
+            len: 0x75300,
+            mtime: UNIX_EPOCH + Duration::from_nanos(0x18ed_5730_e190_a0ca),
+        };
+        for round in 0..3 {
+            if round == 2 {
+                id.mtime += Duration::from_secs(1);
+            }
+            let mut hash = Fnv::new();
+            hash.u64(round);
+            let expected_hash = hash.0;
+            let v = Validators::new(&id, hash);
+            let ns = id.mtime.duration_since(UNIX_EPOCH).unwrap().as_nanos();
+            assert_eq!(
+                v.etag,
+                format!("\"fe00-51002a-75300-{ns:x}-{expected_hash:016x}\"")
+            );
+            assert_eq!(v.last_modified, httpdate::fmt_http_date(id.mtime).as_str());
         }
     }
 
