@@ -197,6 +197,9 @@ impl Server {
     }
 }
 
+/// Blocking threads per serving thread at most (tokio's default is 512).
+const MAX_BLOCKING_THREADS: usize = 16;
+
 /// One serving thread: a single-threaded runtime accepting on its own socket.
 fn serving_thread(
     listener: std::net::TcpListener,
@@ -206,13 +209,16 @@ fn serving_thread(
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // Blocking work is bounded upstream (stream chunks and aggregates each take a
+        // permit), so this cap is a backstop: threads never grow with the number of clients.
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         http::serve(listener, router, config, phase).await
     });
-    // Producers whose connection was dropped see their channel closed at their next chunk;
-    // do not wait longer than that for them.
+    // A chunk being made for a connection that was dropped finishes on its own; do not wait
+    // longer than that for it.
     runtime.shutdown_timeout(Duration::from_millis(500));
     result
 }

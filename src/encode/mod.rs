@@ -1,17 +1,20 @@
 //! Encoders: a selection's runs turned into body chunks in one of the `/data` formats
 //! (README "API"), plus content negotiation.
 //!
-//! [`produce`] is the one producer every `/data` body goes through. It is synchronous and may
-//! fault pages in, so callers run it off the async workers; it hands each finished chunk to
-//! an `emit` callback, and stops as soon as `emit` reports the client gone. [`produce_raw`] is
-//! its sibling for `/raw`: byte ranges of the file, with literal pieces (multipart part
-//! headers) between them, through the same chunker and guards.
+//! [`Producer`] is the one producer every streamed body goes through: `/data` in any format
+//! ([`Producer::new`]) and `/raw` byte ranges with literal pieces (multipart part headers)
+//! between them ([`Producer::raw`]), through the same chunker and guards. It is pulled, a
+//! chunk at a time ([`Producer::next_chunk`]): the encoders keep their place between chunks
+//! (the run they are in, the output index their separators need), so a body waiting for a
+//! slow client is a small struct, not a thread. `next_chunk` is synchronous and may fault
+//! pages in, so callers run it off the async workers.
 
 mod bin;
 mod negotiate;
 pub mod number;
 mod text;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -58,7 +61,7 @@ impl Format {
     }
 }
 
-/// What to encode: everything the producer needs, owned, so it can move to a blocking thread.
+/// What to encode: everything the producer needs, owned, so it can move to the blocking pool.
 #[derive(Debug)]
 pub struct Job {
     /// The dataset read.
@@ -95,9 +98,6 @@ impl Job {
 /// Why a body stopped before its end.
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
-    /// The client went away; nothing to report to anyone.
-    #[error("client disconnected")]
-    Disconnected,
     /// The data file shrank under its map, or its pages could not be read.
     #[error("data file of {dataset:?} can no longer be read: {source}")]
     Unreadable {
@@ -108,30 +108,21 @@ pub enum EncodeError {
     },
 }
 
-/// Collects encoded bytes into chunks of at most `limit` bytes and hands them to `emit`.
-pub(crate) struct Chunker<'a> {
+/// Collects encoded bytes into chunks of at most `limit` bytes, queued for the body.
+pub(crate) struct Chunker {
     buf: Vec<u8>,
     limit: usize,
     /// Whether the file length was checked since the last chunk went out.
     checked: bool,
     /// `Job::madvise`.
     madvise: bool,
-    dataset: &'a Dataset,
-    emit: &'a mut dyn FnMut(Bytes) -> bool,
+    dataset: Arc<Dataset>,
+    /// Finished chunks, oldest first.
+    ready: VecDeque<Bytes>,
 }
 
-impl<'a> Chunker<'a> {
-    fn new(job: &'a Job, emit: &'a mut dyn FnMut(Bytes) -> bool, capacity: usize) -> Self {
-        Chunker::over(&job.dataset, job.chunk_bytes, job.madvise, emit, capacity)
-    }
-
-    fn over(
-        dataset: &'a Dataset,
-        chunk_bytes: usize,
-        madvise: bool,
-        emit: &'a mut dyn FnMut(Bytes) -> bool,
-        capacity: usize,
-    ) -> Self {
+impl Chunker {
+    fn new(dataset: Arc<Dataset>, chunk_bytes: usize, madvise: bool, capacity: usize) -> Self {
         let limit = chunk_bytes.max(1);
         Chunker {
             buf: Vec::with_capacity(limit.min(capacity)),
@@ -139,7 +130,7 @@ impl<'a> Chunker<'a> {
             checked: false,
             madvise,
             dataset,
-            emit,
+            ready: VecDeque::new(),
         }
     }
 
@@ -148,7 +139,17 @@ impl<'a> Chunker<'a> {
         &mut self.buf
     }
 
-    /// Sends the buffer once it holds `limit` bytes or more.
+    /// The buffer and the dataset together, for encoders that read one into the other.
+    pub(crate) fn buf_and_dataset(&mut self) -> (&mut Vec<u8>, &Dataset) {
+        (&mut self.buf, &self.dataset)
+    }
+
+    /// Whether a finished chunk waits: where an encoder's step ends.
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// Queues the buffer once it holds `limit` bytes or more.
     pub(crate) fn flush_if_full(&mut self) -> Result<(), EncodeError> {
         if self.buf.len() >= self.limit {
             self.flush()?;
@@ -156,7 +157,7 @@ impl<'a> Chunker<'a> {
         Ok(())
     }
 
-    /// Sends whatever is buffered.
+    /// Queues whatever is buffered.
     pub(crate) fn flush(&mut self) -> Result<(), EncodeError> {
         if self.buf.is_empty() {
             return Ok(());
@@ -166,7 +167,7 @@ impl<'a> Chunker<'a> {
         self.send(Bytes::from(chunk))
     }
 
-    /// Sends one ready-made chunk (a zero-copy slice of the map) after the buffered bytes.
+    /// Queues one ready-made chunk (a zero-copy slice of the map) after the buffered bytes.
     ///
     /// Every chunk passes here, so this is where a poisoned map stops the body: a chunk
     /// copied or decoded from it may hold the zeros the SIGBUS guard mapped in, and is never
@@ -176,11 +177,8 @@ impl<'a> Chunker<'a> {
             .check_poisoned()
             .map_err(|source| self.unreadable(source))?;
         self.checked = false;
-        if (self.emit)(chunk) {
-            Ok(())
-        } else {
-            Err(EncodeError::Disconnected)
-        }
+        self.ready.push_back(chunk);
+        Ok(())
     }
 
     /// Fails when the data file shrank since it was mapped or the map is poisoned, before
@@ -220,6 +218,92 @@ impl<'a> Chunker<'a> {
     }
 }
 
+/// A body's encoding, resumable: each step does a bounded amount of work.
+pub(crate) trait Steps: Send {
+    /// Encodes until a chunk is ready in `chunker` or the body is complete; true when
+    /// complete (what is left in the chunker's buffer is then the last chunk).
+    fn step(&mut self, chunker: &mut Chunker) -> Result<bool, EncodeError>;
+}
+
+/// A body being produced, a chunk at a time; see the module documentation.
+pub struct Producer {
+    chunker: Chunker,
+    steps: Box<dyn Steps>,
+    started: bool,
+    done: bool,
+}
+
+impl Producer {
+    /// The producer of a `/data` body.
+    pub fn new(job: &Job) -> Producer {
+        Producer::with_capacity(job, STREAM_START_CAPACITY)
+    }
+
+    fn with_capacity(job: &Job, capacity: usize) -> Producer {
+        let mut chunker = Chunker::new(
+            Arc::clone(&job.dataset),
+            job.chunk_bytes,
+            job.madvise,
+            capacity,
+        );
+        let runs = plan::runs(&job.selection, &job.dataset.layout());
+        let steps: Box<dyn Steps> = match job.format {
+            Format::Bin => Box::new(bin::BinSteps::new(runs)),
+            Format::Npy => {
+                chunker.buf().extend_from_slice(&job.npy_header());
+                Box::new(bin::BinSteps::new(runs))
+            }
+            Format::Json => text::steps(job, runs, job.json_style),
+            Format::Csv => text::steps(job, runs, Style::Csv),
+        };
+        Producer {
+            chunker,
+            steps,
+            started: false,
+            done: false,
+        }
+    }
+
+    /// The producer of a `/raw` body: `pieces` of `dataset`'s file, in order.
+    pub fn raw(
+        dataset: Arc<Dataset>,
+        pieces: Vec<Piece>,
+        chunk_bytes: usize,
+        madvise: bool,
+    ) -> Producer {
+        Producer {
+            chunker: Chunker::new(dataset, chunk_bytes, madvise, STREAM_START_CAPACITY),
+            steps: Box::new(bin::RawSteps::new(pieces)),
+            started: false,
+            done: false,
+        }
+    }
+
+    /// The next chunk of the body, `None` after the last.
+    ///
+    /// # Errors
+    /// [`EncodeError::Unreadable`] when the data file was truncated under the map; the body
+    /// must then be cut, not ended.
+    pub fn next_chunk(&mut self) -> Result<Option<Bytes>, EncodeError> {
+        loop {
+            if let Some(chunk) = self.chunker.ready.pop_front() {
+                return Ok(Some(chunk));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            if !self.started {
+                self.started = true;
+                self.chunker.guard()?;
+            }
+            if self.steps.step(&mut self.chunker)? {
+                self.chunker.flush()?;
+                self.done = true;
+            }
+        }
+    }
+}
+
 /// Largest body [`produce_inline`] builds on the calling thread, in bytes.
 pub const INLINE_MAX_BYTES: u64 = 64 * 1024;
 
@@ -228,13 +312,13 @@ const INLINE_MAX_SPAN: u64 = 1 << 20;
 
 /// Encodes a small body at once, on the calling (async) thread, when that cannot block:
 /// the answer is at most [`INLINE_MAX_BYTES`] and every page it reads is already in memory.
-/// Returns `None` when either is not so; the caller then streams from a blocking thread.
+/// Returns `None` when either is not so; the caller then streams it with a [`Producer`].
 ///
 /// A small selection is most requests a dashboard makes; a thread hop and a channel cost
 /// more than encoding it.
 ///
 /// # Errors
-/// As [`produce`].
+/// As [`Producer::next_chunk`].
 pub fn produce_inline(job: &Job) -> Option<Result<Bytes, EncodeError>> {
     let data_bytes = job.selection.n_elems() * job.dataset.dtype.itemsize() as u64;
     let estimate = match job.format {
@@ -254,53 +338,29 @@ pub fn produce_inline(job: &Job) -> Option<Result<Bytes, EncodeError>> {
     if hi > lo && (hi - lo > INLINE_MAX_SPAN || !job.dataset.is_resident(lo, hi - lo)) {
         return None;
     }
-    let mut chunks = Vec::new();
-    let mut emit = |chunk| {
-        chunks.push(chunk);
-        true
-    };
     let header = if job.format == Format::Npy { 128 } else { 0 };
-    let mut chunker = Chunker::new(job, &mut emit, estimate as usize + header);
+    let mut producer = Producer::with_capacity(job, estimate as usize + header);
     // mincore found every page resident, which also means the file still covers them: a
     // truncated file's pages leave the page cache. No `fstat` needed.
-    chunker.checked = true;
-    let result = encode_into(job, chunker);
-    Some(result.map(|()| match chunks.len() {
+    producer.chunker.checked = true;
+    producer.started = true;
+    let mut chunks = Vec::new();
+    loop {
+        match producer.next_chunk() {
+            Ok(Some(chunk)) => chunks.push(chunk),
+            Ok(None) => break,
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    Some(Ok(match chunks.len() {
         0 => Bytes::new(),
         1 => chunks.pop().unwrap_or_default(),
         _ => chunks.concat().into(),
     }))
 }
 
-/// Encodes the whole body of `job`, chunk by chunk, into `emit`; `emit` returns false when
-/// the receiver is gone, which stops the work within one chunk.
-///
-/// # Errors
-/// [`EncodeError::Disconnected`] when `emit` refused a chunk; [`EncodeError::Unreadable`] when
-/// the data file was truncated under the map.
-pub fn produce(job: &Job, emit: &mut dyn FnMut(Bytes) -> bool) -> Result<(), EncodeError> {
-    let mut chunker = Chunker::new(job, emit, STREAM_START_CAPACITY);
-    chunker.guard()?;
-    encode_into(job, chunker)
-}
-
 /// First capacity of a streamed chunk buffer; it grows to `--chunk-bytes` as needed.
 const STREAM_START_CAPACITY: usize = 64 * 1024;
-
-fn encode_into(job: &Job, mut chunker: Chunker<'_>) -> Result<(), EncodeError> {
-    let dataset = &*job.dataset;
-    let runs = plan::runs(&job.selection, &dataset.layout());
-    match job.format {
-        Format::Bin => bin::write(runs, &mut chunker)?,
-        Format::Npy => {
-            chunker.buf().extend_from_slice(&job.npy_header());
-            bin::write(runs, &mut chunker)?;
-        }
-        Format::Json => text::write(job, runs, job.json_style, &mut chunker)?,
-        Format::Csv => text::write(job, runs, Style::Csv, &mut chunker)?,
-    }
-    chunker.flush()
-}
 
 /// One piece of a `/raw` body.
 #[derive(Debug, Clone)]
@@ -310,29 +370,4 @@ pub enum Piece {
     /// A run of the data file, sent like `bin` sends one: large runs as zero-copy slices of the
     /// map in chunks of at most `chunk_bytes`, each populated on the producer's thread first.
     Run(Run),
-}
-
-/// Sends `pieces` of `dataset`'s file, in order, chunk by chunk, into `emit`.
-///
-/// # Errors
-/// As [`produce`].
-pub fn produce_raw(
-    dataset: &Dataset,
-    pieces: &[Piece],
-    chunk_bytes: usize,
-    madvise: bool,
-    emit: &mut dyn FnMut(Bytes) -> bool,
-) -> Result<(), EncodeError> {
-    let mut chunker = Chunker::over(dataset, chunk_bytes, madvise, emit, STREAM_START_CAPACITY);
-    chunker.guard()?;
-    for piece in pieces {
-        match piece {
-            Piece::Literal(bytes) => {
-                chunker.buf().extend_from_slice(bytes);
-                chunker.flush_if_full()?;
-            }
-            Piece::Run(run) => bin::write(std::iter::once(*run), &mut chunker)?,
-        }
-    }
-    chunker.flush()
 }

@@ -7,10 +7,12 @@
 
 use half::f16;
 
+use std::marker::PhantomData;
+
 use super::number::{Bool, Complex, Element, Style};
-use super::{Chunker, EncodeError, Job};
+use super::{Chunker, EncodeError, Job, Steps};
 use crate::dtype::Scalar;
-use crate::plan::Runs;
+use crate::plan::{Run, Runs};
 
 /// Elements decoded between two checks of the chunk size: bounds a chunk's overshoot.
 const ELEMS_PER_STEP: usize = 4096;
@@ -21,69 +23,97 @@ const PREFETCH_MIN_RUN: u64 = 64 * 1024;
 /// Bytes of a long run read ahead at a time (two windows are in flight).
 const PREFETCH_WINDOW: u64 = 1 << 20;
 
-pub(super) fn write(
-    job: &Job,
-    runs: Runs,
-    style: Style,
-    chunker: &mut Chunker<'_>,
-) -> Result<(), EncodeError> {
+/// The steps of a JSON or CSV body of `job` over `runs`.
+pub(super) fn steps(job: &Job, runs: Runs, style: Style) -> Box<dyn Steps> {
     let shape = job.selection.out_shape();
+    if shape.contains(&0) {
+        return Box::new(EmptySteps::new(&shape, style));
+    }
     let swapped = job.dataset.dtype.is_swapped();
-    let args = (runs, shape.as_slice(), swapped, style, chunker);
+    fn of<E: Element + Send + 'static>(
+        runs: Runs,
+        shape: &[u64],
+        swapped: bool,
+        style: Style,
+    ) -> Box<dyn Steps> {
+        Box::new(TextSteps::<E> {
+            runs,
+            run: None,
+            layout: Layout::new(shape, style),
+            opened: false,
+            swapped,
+            style,
+            element: PhantomData,
+        })
+    }
+    let args = (runs, shape.as_slice(), swapped, style);
     match job.dataset.dtype.scalar {
-        Scalar::Bool => elements::<Bool>(args),
-        Scalar::I8 => elements::<i8>(args),
-        Scalar::I16 => elements::<i16>(args),
-        Scalar::I32 => elements::<i32>(args),
-        Scalar::I64 => elements::<i64>(args),
-        Scalar::U8 => elements::<u8>(args),
-        Scalar::U16 => elements::<u16>(args),
-        Scalar::U32 => elements::<u32>(args),
-        Scalar::U64 => elements::<u64>(args),
-        Scalar::F16 => elements::<f16>(args),
-        Scalar::F32 => elements::<f32>(args),
-        Scalar::F64 => elements::<f64>(args),
-        Scalar::C64 => elements::<Complex<f32>>(args),
-        Scalar::C128 => elements::<Complex<f64>>(args),
+        Scalar::Bool => of::<Bool>(args.0, args.1, args.2, args.3),
+        Scalar::I8 => of::<i8>(args.0, args.1, args.2, args.3),
+        Scalar::I16 => of::<i16>(args.0, args.1, args.2, args.3),
+        Scalar::I32 => of::<i32>(args.0, args.1, args.2, args.3),
+        Scalar::I64 => of::<i64>(args.0, args.1, args.2, args.3),
+        Scalar::U8 => of::<u8>(args.0, args.1, args.2, args.3),
+        Scalar::U16 => of::<u16>(args.0, args.1, args.2, args.3),
+        Scalar::U32 => of::<u32>(args.0, args.1, args.2, args.3),
+        Scalar::U64 => of::<u64>(args.0, args.1, args.2, args.3),
+        Scalar::F16 => of::<f16>(args.0, args.1, args.2, args.3),
+        Scalar::F32 => of::<f32>(args.0, args.1, args.2, args.3),
+        Scalar::F64 => of::<f64>(args.0, args.1, args.2, args.3),
+        Scalar::C64 => of::<Complex<f32>>(args.0, args.1, args.2, args.3),
+        Scalar::C128 => of::<Complex<f64>>(args.0, args.1, args.2, args.3),
     }
 }
 
-type Args<'s, 'c, 'd> = (Runs, &'s [u64], bool, Style, &'c mut Chunker<'d>);
+/// Where a text body stands: the runs left, the run being decoded and how far, and the
+/// output index its separators need.
+struct TextSteps<E> {
+    runs: Runs,
+    /// The run being decoded and the bytes of it done.
+    run: Option<(Run, u64)>,
+    layout: Layout,
+    opened: bool,
+    swapped: bool,
+    style: Style,
+    element: PhantomData<E>,
+}
 
-fn elements<E: Element>(
-    (runs, shape, swapped, style, chunker): Args<'_, '_, '_>,
-) -> Result<(), EncodeError> {
-    if shape.contains(&0) {
-        return empty(shape, style, chunker);
-    }
-    let mut layout = Layout::new(shape, style);
-    layout.open(chunker.buf());
-    let dataset = chunker.dataset;
-    let step_bytes = E::SIZE * ELEMS_PER_STEP;
-    for run in runs {
-        let bytes = dataset.view(run.offset, run.len);
-        for (i, step) in bytes.chunks(step_bytes).enumerate() {
+impl<E: Element + Send> Steps for TextSteps<E> {
+    fn step(&mut self, chunker: &mut Chunker) -> Result<bool, EncodeError> {
+        if !self.opened {
+            self.layout.open(chunker.buf());
+            self.opened = true;
+        }
+        let step_bytes = (E::SIZE * ELEMS_PER_STEP) as u64;
+        loop {
+            let Some((run, done)) = self.run.or_else(|| self.runs.next().map(|r| (r, 0))) else {
+                self.layout.close(chunker.buf());
+                return Ok(true);
+            };
+            let at = run.offset + done;
+            let len = step_bytes.min(run.len - done);
             chunker.guard()?;
             if run.len >= PREFETCH_MIN_RUN {
                 // Long runs are read ahead a window at a time and each step faulted in before
                 // it is decoded, so cold data arrives in large reads, ahead of the encoder.
-                let at = run.offset + (i * step_bytes) as u64;
-                if (i * step_bytes) as u64 % PREFETCH_WINDOW == 0 {
+                if done % PREFETCH_WINDOW == 0 {
                     let end_exc = run.offset + run.len;
                     chunker.prefetch(at, PREFETCH_WINDOW.min(end_exc - at) * 2);
                 }
-                chunker.populate(at, step.len() as u64)?;
+                chunker.populate(at, len)?;
             }
-            let buf = chunker.buf();
-            for elem in step.chunks_exact(E::SIZE) {
-                layout.separate(buf);
-                E::decode(elem, swapped).write(buf, style);
+            let (buf, dataset) = chunker.buf_and_dataset();
+            for elem in dataset.view(at, len).chunks_exact(E::SIZE) {
+                self.layout.separate(buf);
+                E::decode(elem, self.swapped).write(buf, self.style);
             }
+            self.run = (done + len < run.len).then_some((run, done + len));
             chunker.flush_if_full()?;
+            if chunker.has_ready() {
+                return Ok(false);
+            }
         }
     }
-    layout.close(chunker.buf());
-    Ok(())
 }
 
 /// Separators between elements in output order.
@@ -149,23 +179,49 @@ impl Layout {
 
 /// The body of a selection with no elements: nested empty lists in JSON (NumPy's `tolist()`
 /// of a `(3, 0, 2)` array is `[[], [], []]`), nothing at all in CSV.
-fn empty(shape: &[u64], style: Style, chunker: &mut Chunker<'_>) -> Result<(), EncodeError> {
-    if style == Style::Csv {
-        return Ok(());
+struct EmptySteps {
+    /// The lists around the first zero-length axis; `None` for CSV.
+    layout: Option<Layout>,
+    /// `[]` still to write.
+    left: u64,
+    opened: bool,
+}
+
+impl EmptySteps {
+    fn new(shape: &[u64], style: Style) -> EmptySteps {
+        // Lists nest down to the first zero-length axis; everything inside it is one `[]`.
+        let depth = shape.iter().position(|&d| d == 0).unwrap_or(shape.len());
+        let outer = &shape[..depth];
+        // Saturating: a shape like (2^32, 2^32, 0) holds no bytes but more lists than a u64
+        // counts; such a body never ends before the client gives up, which is the truth of it.
+        let left = outer.iter().fold(1u64, |acc, &d| acc.saturating_mul(d));
+        EmptySteps {
+            layout: (style != Style::Csv).then(|| Layout::new(outer, Style::JsonNull)),
+            left,
+            opened: false,
+        }
     }
-    // Lists nest down to the first zero-length axis; everything inside it is one `[]`.
-    let depth = shape.iter().position(|&d| d == 0).unwrap_or(shape.len());
-    let outer = &shape[..depth];
-    let mut layout = Layout::new(outer, Style::JsonNull);
-    layout.open(chunker.buf());
-    // Saturating: a shape like (2^32, 2^32, 0) holds no bytes but more lists than a u64
-    // counts; such a body never ends before the client gives up, which is the truth of it.
-    let count = outer.iter().fold(1u64, |acc, &d| acc.saturating_mul(d));
-    for _ in 0..count {
-        layout.separate(chunker.buf());
-        chunker.buf().extend_from_slice(b"[]");
-        chunker.flush_if_full()?;
+}
+
+impl Steps for EmptySteps {
+    fn step(&mut self, chunker: &mut Chunker) -> Result<bool, EncodeError> {
+        let Some(layout) = self.layout.as_mut() else {
+            return Ok(true);
+        };
+        if !self.opened {
+            layout.open(chunker.buf());
+            self.opened = true;
+        }
+        while self.left > 0 {
+            self.left -= 1;
+            layout.separate(chunker.buf());
+            chunker.buf().extend_from_slice(b"[]");
+            chunker.flush_if_full()?;
+            if chunker.has_ready() {
+                return Ok(false);
+            }
+        }
+        layout.close(chunker.buf());
+        Ok(true)
     }
-    layout.close(chunker.buf());
-    Ok(())
 }

@@ -86,13 +86,10 @@ pub(super) async fn get(
         return Ok((head, Body::empty()).into_response());
     }
     if let Some(body) = encode::produce_inline(&job) {
-        let body = body.map_err(|e| match e {
-            encode::EncodeError::Unreadable { .. } => Error::Unreadable(e.to_string()),
-            encode::EncodeError::Disconnected => Error::Internal(e.to_string()),
-        })?;
+        let body = body.map_err(|e| Error::Unreadable(e.to_string()))?;
         return Ok((head, body).into_response());
     }
-    Ok((head, stream::body(job, &state.streams_in_flight)).into_response())
+    Ok((head, stream::body(&job, &state.streams_in_flight)).into_response())
 }
 
 /// The response headers of a `/data` answer.

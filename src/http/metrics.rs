@@ -120,7 +120,7 @@ impl Metrics {
         let streams = gauge(
             &mut registry,
             "streams_in_flight",
-            "Streamed bodies whose producer is running",
+            "Streamed bodies in progress",
         );
         let reductions = gauge(
             &mut registry,

@@ -80,7 +80,7 @@ pub struct Shared {
     pub lifecycle: Arc<Lifecycle>,
     /// The `/metrics` series.
     pub metrics: Arc<Metrics>,
-    /// Bodies whose producer thread is running: what a vanished client must bring back
+    /// Streamed bodies in progress (stalled ones included): what a vanished client must bring back
     /// down within a chunk (tests watch it).
     pub streams_in_flight: Arc<AtomicUsize>,
     /// Aggregates being computed.

@@ -12,8 +12,8 @@
 //!   which never waits for the disk and never touches the map. A blocking-thread hop and a
 //!   channel would cost more than the copy for the 4 KiB reads this path exists for
 //!   (README "Performance of /raw").
-//! - Anything else (large, or not cached) streams from a blocking thread through
-//!   [`stream::raw_body`], exactly like `bin`: zero-copy slices of the map in chunks of
+//! - Anything else (large, or not cached) streams through [`stream::raw_body`], exactly
+//!   like `bin`: zero-copy slices of the map in chunks of
 //!   `--chunk-bytes`, each populated before it is handed to hyper, so no async worker takes a
 //!   page fault and memory stays bounded.
 
@@ -38,7 +38,7 @@ use crate::encode::Piece;
 use crate::plan::Run;
 
 /// Largest body (in data bytes) copied from the page cache on the async worker instead of
-/// streamed from a blocking thread: 16 pages, a copy of a few microseconds.
+/// streamed: 16 pages, a copy of a few microseconds.
 const INLINE_MAX: u64 = 64 * 1024;
 
 pub(super) async fn get(

@@ -1,36 +1,40 @@
-//! The one producer shape for every streamed body (STYLE habit 12): a blocking thread encodes
-//! chunks into a small bounded channel, and the receiver is the body.
+//! The one body every streamed answer goes out as: a [`Producer`] pulled a chunk at a time,
+//! only when hyper asks for the next frame, that is when the socket has taken the last one.
 //!
-//! The channel's capacity bounds the memory a slow client costs; a dropped receiver (the
-//! client went away) makes the next send fail, which stops the producer within one chunk.
-//! A failure after the head was sent is reported as a body error, on which hyper cuts the
+//! So a client that stops reading costs its buffered chunks and this small struct, never a
+//! thread: hyper stops asking, and nothing runs until it asks again (or the send timeout
+//! cuts the connection and drops the body). Each chunk is made on the blocking pool, since
+//! encoding may fault pages in; at most [`producers`] chunks are made at once across the
+//! server, which bounds the threads streams use whatever the number of clients. Aggregates
+//! have their own bound (`stats`), so they never wait behind streams.
+//!
+//! A dropped body (the client went away) stops the work within the chunk being made. A
+//! failure after the head was sent is reported as a body error, on which hyper cuts the
 //! connection, so no client mistakes a truncated body for a whole one.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use bytes::Bytes;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use http_body::Frame;
+use tokio::sync::Semaphore;
 
 use crate::config::Config;
 use crate::dataset::Dataset;
-use crate::encode::{self, EncodeError, Job, Piece};
+use crate::encode::{Job, Piece, Producer};
 
-/// Chunks buffered between the producer and hyper.
-const CHANNEL_CHUNKS: usize = 2;
-
-/// Starts producing `job` on a blocking thread and returns the body that streams it;
-/// `in_flight` counts the producer while it runs.
-pub(super) fn body(job: Job, in_flight: &Arc<AtomicUsize>) -> Body {
+/// Starts streaming `job`; `in_flight` counts the body while it lives.
+pub(super) fn body(job: &Job, in_flight: &Arc<AtomicUsize>) -> Body {
     let name = job.dataset.name.clone();
-    spawn(name, in_flight, move |emit| encode::produce(&job, emit))
+    Body::new(Streamed::new(Producer::new(job), name, in_flight))
 }
 
-/// Starts sending `pieces` of `dataset`'s file (a `/raw` answer) on a blocking thread and
-/// returns the body that streams them.
+/// Starts streaming `pieces` of `dataset`'s file (a `/raw` answer).
 pub(super) fn raw_body(
     dataset: Arc<Dataset>,
     pieces: Vec<Piece>,
@@ -38,37 +42,119 @@ pub(super) fn raw_body(
     in_flight: &Arc<AtomicUsize>,
 ) -> Body {
     let name = dataset.name.clone();
-    let (chunk_bytes, madvise) = (config.chunk_bytes, config.madvise);
-    spawn(name, in_flight, move |emit| {
-        encode::produce_raw(&dataset, &pieces, chunk_bytes, madvise, emit)
+    let producer = Producer::raw(dataset, pieces, config.chunk_bytes, config.madvise);
+    Body::new(Streamed::new(producer, name, in_flight))
+}
+
+/// Chunks made at once across the server: twice the cores, at least 4. More would only
+/// queue on the same cores and disks, and every permit may hold a blocking thread.
+pub(crate) fn producers() -> &'static Arc<Semaphore> {
+    static PERMITS: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(Semaphore::new((2 * cores).max(4)))
     })
 }
 
-fn spawn<F>(dataset: String, in_flight: &Arc<AtomicUsize>, produce: F) -> Body
-where
-    F: FnOnce(&mut dyn FnMut(Bytes) -> bool) -> Result<(), EncodeError> + Send + 'static,
-{
-    let (tx, rx) = mpsc::channel::<io::Result<Bytes>>(CHANNEL_CHUNKS);
-    let in_flight = InFlight::enter(in_flight);
-    tokio::task::spawn_blocking(move || {
-        let _in_flight = in_flight;
-        // A panic would drop `tx` and end a chunked body as if it were complete; catch it and
-        // cut the stream instead (README "Limits and known gaps").
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            produce(&mut |chunk| tx.blocking_send(Ok(chunk)).is_ok())
-        }));
-        let failure = match result {
-            Ok(Ok(()) | Err(EncodeError::Disconnected)) => return,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => "producer panicked".to_owned(),
-        };
-        tracing::error!(error = %failure, %dataset, "stream cut");
-        let _ = tx.blocking_send(Err(io::Error::other(failure)));
-    });
-    Body::from_stream(ReceiverStream::new(rx))
+/// What a chunk's blocking task hands back: the producer (for the next chunk) and the result.
+type Made = (
+    Box<Producer>,
+    std::thread::Result<Result<Option<Bytes>, String>>,
+);
+
+enum State {
+    /// Waiting for hyper to ask for the next frame.
+    Idle(Box<Producer>),
+    /// A chunk is being made (or waits for a permit).
+    Making(Pin<Box<dyn Future<Output = Result<Made, tokio::task::JoinError>> + Send>>),
+    Done,
 }
 
-/// Counts one running producer for as long as it lives.
+/// The body; see the module documentation.
+struct Streamed {
+    state: State,
+    dataset: String,
+    _in_flight: Option<InFlight>,
+}
+
+impl Streamed {
+    fn new(producer: Producer, dataset: String, in_flight: &Arc<AtomicUsize>) -> Streamed {
+        Streamed {
+            state: State::Idle(Box::new(producer)),
+            dataset,
+            _in_flight: Some(InFlight::enter(in_flight)),
+        }
+    }
+
+    fn make(mut producer: Box<Producer>) -> State {
+        State::Making(Box::pin(async move {
+            // The semaphore is never closed, so acquiring fails only if it were.
+            let permit = producers().clone().acquire_owned().await;
+            tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                // A panic would otherwise end a chunked body as if it were complete; catch it
+                // and cut the stream instead (README "Limits and known gaps").
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    producer.next_chunk().map_err(|e| e.to_string())
+                }));
+                (producer, result)
+            })
+            .await
+        }))
+    }
+
+    fn fail(&mut self, failure: String) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        tracing::error!(error = %failure, dataset = %self.dataset, "stream cut");
+        self.finish();
+        Poll::Ready(Some(Err(io::Error::other(failure))))
+    }
+
+    fn finish(&mut self) {
+        self.state = State::Done;
+        self._in_flight = None;
+    }
+}
+
+impl http_body::Body for Streamed {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        loop {
+            match std::mem::replace(&mut this.state, State::Done) {
+                State::Done => return Poll::Ready(None),
+                State::Idle(producer) => this.state = Streamed::make(producer),
+                State::Making(mut making) => match making.as_mut().poll(cx) {
+                    Poll::Pending => {
+                        this.state = State::Making(making);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Err(e)) => return this.fail(format!("producer task: {e}")),
+                    Poll::Ready(Ok((_, Err(_)))) => return this.fail("producer panicked".into()),
+                    Poll::Ready(Ok((_, Ok(Err(e))))) => return this.fail(e),
+                    Poll::Ready(Ok((_, Ok(Ok(None))))) => {
+                        this.finish();
+                        return Poll::Ready(None);
+                    }
+                    Poll::Ready(Ok((producer, Ok(Ok(Some(chunk)))))) => {
+                        this.state = State::Idle(producer);
+                        return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                    }
+                },
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+}
+
+/// Counts one streamed body for as long as it lives.
 pub(super) struct InFlight(Arc<AtomicUsize>);
 
 impl InFlight {

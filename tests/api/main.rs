@@ -27,5 +27,7 @@ mod registration;
 mod reliability;
 /// Rescans: SIGHUP and `POST /v1/admin/rescan`.
 mod rescan;
+/// Stalled clients hold no thread and block nothing.
+mod slow_clients;
 /// `/stats`, `/histogram`, `/downsample`.
 mod stats;
