@@ -110,7 +110,7 @@ class Arrayd:
 
 
 class Nginx:
-    def __init__(self, root, sendfile, workdir):
+    def __init__(self, root, sendfile, workdir, connections=1024):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         conf = os.path.join(workdir, f"nginx-{self.port}.conf")
@@ -124,7 +124,8 @@ class Nginx:
                     daemon off;
                     pid {workdir}/nginx-{self.port}.pid;
                     error_log {workdir}/nginx-{self.port}.err warn;
-                    events {{ worker_connections 1024; }}
+                    worker_rlimit_nofile {connections * 2 + 64};
+                    events {{ worker_connections {connections}; }}
                     http {{
                         access_log off;
                         sendfile {"on" if sendfile else "off"};

@@ -110,7 +110,11 @@ pub enum EncodeError {
 
 /// Collects encoded bytes into chunks of at most `limit` bytes, queued for the body.
 pub(crate) struct Chunker {
+    /// Allocated on first use only: a zero-copy body never copies, and a stalled client's
+    /// body should cost no buffer (thousands of them may wait at once).
     buf: Vec<u8>,
+    /// What `buf` is given when it is first needed: the last chunk's size, at most `limit`.
+    capacity: usize,
     limit: usize,
     /// Whether the file length was checked since the last chunk went out.
     checked: bool,
@@ -125,7 +129,8 @@ impl Chunker {
     fn new(dataset: Arc<Dataset>, chunk_bytes: usize, madvise: bool, capacity: usize) -> Self {
         let limit = chunk_bytes.max(1);
         Chunker {
-            buf: Vec::with_capacity(limit.min(capacity)),
+            buf: Vec::new(),
+            capacity: limit.min(capacity),
             limit,
             checked: false,
             madvise,
@@ -136,11 +141,15 @@ impl Chunker {
 
     /// The buffer to append encoded bytes to; call [`Chunker::flush_if_full`] after.
     pub(crate) fn buf(&mut self) -> &mut Vec<u8> {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(self.capacity);
+        }
         &mut self.buf
     }
 
     /// The buffer and the dataset together, for encoders that read one into the other.
     pub(crate) fn buf_and_dataset(&mut self) -> (&mut Vec<u8>, &Dataset) {
+        self.buf();
         (&mut self.buf, &self.dataset)
     }
 
@@ -162,8 +171,8 @@ impl Chunker {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let next = Vec::with_capacity(self.limit.min(self.buf.capacity()));
-        let chunk = std::mem::replace(&mut self.buf, next);
+        self.capacity = self.limit.min(self.buf.capacity());
+        let chunk = std::mem::take(&mut self.buf);
         self.send(Bytes::from(chunk))
     }
 

@@ -25,7 +25,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -76,6 +76,8 @@ pub(crate) struct Activity {
     idle_since_ms: AtomicU64,
     /// When the first byte of the next head arrived (ms since [`epoch`]), or [`NO_HEAD`].
     head_since_ms: AtomicU64,
+    /// Whether a request head was ever read on this connection.
+    used: AtomicBool,
 }
 
 /// `head_since_ms` while no byte of a next head has arrived.
@@ -103,12 +105,14 @@ impl Activity {
             idle_since_ms: AtomicU64::new(now),
             // A new connection owes its first head from the start.
             head_since_ms: AtomicU64::new(now),
+            used: AtomicBool::new(false),
         }
     }
 
     /// A request head was read and its answer begins.
     fn head_done(&self) {
         self.head_since_ms.store(NO_HEAD, Ordering::Relaxed);
+        self.used.store(true, Ordering::Relaxed);
     }
 
     /// Marks an answer in progress until the guard drops (when its body is sent or dropped).
@@ -171,9 +175,10 @@ pub(super) async fn serve_connection(
         read_timer: None,
         write_timer: None,
     };
+    let requests = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-        activity.head_done();
-        request.extensions_mut().insert(Arc::clone(&activity));
+        requests.head_done();
+        request.extensions_mut().insert(Arc::clone(&requests));
         router.clone().oneshot(request.map(Body::new))
     });
     let draining = *phase.borrow() != Phase::Serving;
@@ -186,6 +191,12 @@ pub(super) async fn serve_connection(
         .keep_alive(!draining);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
+    // A connection the drain found before its first request: its client connected to send
+    // one, maybe already did, and closing now would fail that request. It is treated as one
+    // accepted during the drain: its first request is answered, then it closes (or the head
+    // timeout closes it).
+    let mut close_after_first_head: Option<Instant> = None;
+    let mut check = tokio::time::interval(Duration::from_millis(10));
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -198,8 +209,18 @@ pub(super) async fn serve_connection(
                 let now = if changed.is_err() { Phase::Stopped } else { *phase.borrow() };
                 match now {
                     Phase::Serving => {}
+                    Phase::Draining if !activity.used.load(Ordering::Relaxed) => {
+                        close_after_first_head = Some(Instant::now() + limits.head);
+                    }
                     Phase::Draining => conn.as_mut().graceful_shutdown(),
                     Phase::Stopped => return,
+                }
+            }
+            _ = check.tick(), if close_after_first_head.is_some() => {
+                let waited_enough = close_after_first_head.is_some_and(|at| Instant::now() >= at);
+                if activity.used.load(Ordering::Relaxed) || waited_enough {
+                    close_after_first_head = None;
+                    conn.as_mut().graceful_shutdown();
                 }
             }
         }

@@ -176,6 +176,51 @@ async fn request_ids_are_echoed_or_generated() {
 
 /// SIGTERM with a stream in flight: `/readyz` turns 503, other calls are `503 draining`, the
 /// stream finishes whole, then `run` returns.
+/// A connection the drain finds before its first request still answers that request (a
+/// client that connected just before the drain would otherwise see its request fail), then
+/// closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_opened_before_the_drain_answers_its_first_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 16u64 << 20;
+    write_npy(
+        &dir.path().join("big.npy"),
+        "<f4",
+        &[n],
+        &vec![7u8; (n * 4) as usize],
+    );
+    let mut app = spawn_app_with(dir.path(), |c| c.shutdown_grace_secs = 20).await;
+    // A stream nobody reads keeps the drain going.
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /v1/datasets/big/data?format=bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let _ = stream.read(&mut [0u8; 256]).await.unwrap();
+    let mut early = TcpStream::connect(app.addr).await.unwrap();
+    // Long enough for the server to have accepted it before the drain starts.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = app.signals.send(arrayd::server::Signal::Terminate);
+    let start = Instant::now();
+    while !app.state.lifecycle.draining() {
+        assert!(start.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    early
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), early.read_to_end(&mut answer))
+        .await
+        .expect("the connection is closed after its answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let _ = app.terminate().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_finishes_a_stream_in_flight() {
     let dir = tempfile::tempdir().unwrap();
