@@ -27,7 +27,7 @@ let generation = 0;
 let charted = false;
 
 const line = new LineChart($("line"), { onError: (e) => showError($("chart-error"), e), readout: $("line-readout") });
-const heat = new HeatMap($("heat"), $("legend"), $("heat-readout"));
+const heat = new HeatMap($("heat"), $("heat-readout"));
 const histogram = new Histogram($("hist"), $("hist-readout"));
 
 function showError(box, error) {
@@ -179,6 +179,9 @@ function resetSelection() {
   for (const id of ["sel-error", "chart-error", "stats-error", "hist-error", "preview-error"]) hide($(id));
   $("sel-shape").textContent = "";
   $("chart-panel").hidden = true;
+  $("results").hidden = true;
+  $("code-curl").textContent = "";
+  $("code-python").textContent = "";
   $("stats").tBodies[0].replaceChildren();
   histogram.clear();
   heat.clear();
@@ -205,6 +208,7 @@ async function show(meta, slice, gen) {
   }
   if (gen !== generation) return;
   writeCode(meta.name, slice);
+  $("results").hidden = false;
   const count = shape.reduce((a, b) => a * b, 1);
   $("sel-shape").textContent = `shape ${shapeText(shape)}, ${count.toLocaleString("en")} elements, ${humanBytes(count * meta.itemsize)}`;
   let axes = null;
@@ -240,7 +244,7 @@ async function chart(meta, base, axes, shape, gen) {
       slice: selection.format(selection.narrow(axes, 0, lo, hi)),
       buckets,
     }));
-    line.show(shape[0], fetchView, (i) => formatNumber(selection.coordinate(axes, 0, i)));
+    line.show(shape[0], fetchView, (i) => selection.coordinate(axes, 0, i).toLocaleString("en"));
     if (shape[0] === 0) return;
     await drawn;
     return;

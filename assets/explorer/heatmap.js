@@ -5,11 +5,12 @@
 import { fitCanvas, formatNumber, BACKGROUND, INK, VIRIDIS } from "./axes.js";
 
 const NAN_RGB = [200, 200, 200];
+/** Room right of the picture for the colour scale and its labels, in CSS pixels. */
+const SCALE_WIDTH = 90;
 
 export class HeatMap {
-  constructor(canvas, legend, readout) {
+  constructor(canvas, readout) {
     this.canvas = canvas;
-    this.legend = legend;
     this.readout = readout;
     this.image = null;
     this.draws = 0;
@@ -21,7 +22,10 @@ export class HeatMap {
   /** The device pixels the picture may take: what the request's strides are sized to. */
   pixels() {
     const dpr = window.devicePixelRatio || 1;
-    return { width: Math.round(this.canvas.clientWidth * dpr), height: Math.round(this.canvas.clientHeight * dpr) };
+    return {
+      width: Math.round(Math.max(1, this.canvas.clientWidth - SCALE_WIDTH) * dpr),
+      height: Math.round(this.canvas.clientHeight * dpr),
+    };
   }
 
   /** Shows `values` (rows x cols, C order). `where(r, c)` names the dataset position of a
@@ -42,18 +46,15 @@ export class HeatMap {
     this.canvas.dataset.draws = "0";
     const { ctx, w, h } = fitCanvas(this.canvas);
     ctx.clearRect(0, 0, w, h);
-    const l = fitCanvas(this.legend);
-    l.ctx.clearRect(0, 0, l.w, l.h);
   }
 
   /** Where the picture sits in the canvas, in CSS pixels: as large as fits with square
-   *  cells, against the right edge, beside its colour scale. */
+   *  cells, leaving room on its right for the colour scale. */
   box() {
     const { rows, cols } = this.image;
-    const w = this.canvas.clientWidth, h = this.canvas.clientHeight;
+    const w = Math.max(1, this.canvas.clientWidth - SCALE_WIDTH), h = this.canvas.clientHeight;
     const scale = Math.min(w / cols, h / rows);
-    const bw = cols * scale, bh = rows * scale;
-    return { left: w - bw, top: (h - bh) / 2, width: bw, height: bh };
+    return { left: 0, top: 0, width: cols * scale, height: rows * scale };
   }
 
   draw() {
@@ -85,20 +86,20 @@ export class HeatMap {
     const box = this.box();
     ctx.imageSmoothingEnabled = false;
     ctx.drawImage(off, box.left, box.top, box.width, box.height);
-    this.drawLegend();
+    this.drawScale(ctx, box);
+    this.canvas.dataset.box = [box.left, box.top, box.width, box.height].map(Math.round).join(",");
     this.draws += 1;
     this.canvas.dataset.draws = String(this.draws);
     this.canvas.dispatchEvent(new CustomEvent("drawn"));
   }
 
-  drawLegend() {
-    const { ctx, w, h } = fitCanvas(this.legend);
-    ctx.clearRect(0, 0, w, h);
-    const barW = 16, top = 8, barH = h - 16;
+  /** The colour scale, a bar as tall as the picture just right of it, with five labels. */
+  drawScale(ctx, box) {
+    const barW = 16, left = box.left + box.width + 8, top = box.top, barH = Math.max(2, box.height);
     for (let i = 0; i < barH; i++) {
       const k = Math.round((1 - i / Math.max(1, barH - 1)) * 255) * 3;
       ctx.fillStyle = `rgb(${VIRIDIS[k]},${VIRIDIS[k + 1]},${VIRIDIS[k + 2]})`;
-      ctx.fillRect(0, top + i, barW, 1);
+      ctx.fillRect(left, top + i, barW, 1);
     }
     const { lo, hi } = this.image;
     ctx.fillStyle = INK;
@@ -106,7 +107,7 @@ export class HeatMap {
     ctx.textAlign = "left";
     ctx.textBaseline = "middle";
     for (const f of [0, 0.25, 0.5, 0.75, 1]) {
-      ctx.fillText(formatNumber(hi - f * (hi - lo)), barW + 4, top + f * (barH - 1));
+      ctx.fillText(formatNumber(hi - f * (hi - lo)), left + barW + 4, Math.min(top + barH - 6, Math.max(top + 6, top + f * (barH - 1))));
     }
   }
 

@@ -19,6 +19,7 @@ export class Histogram {
 
   clear() {
     this.answer = null;
+    this.canvas.dataset.draws = "0";
     const { ctx, w, h } = fitCanvas(this.canvas);
     ctx.clearRect(0, 0, w, h);
   }
