@@ -19,6 +19,7 @@ and keeps it for the tab; the page's bin decoder reads every dtype as the JSON a
 no script error or CSP violation is logged. Screenshots of each state go to DIR.
 """
 import argparse
+import io
 import json
 import os
 import sys
@@ -301,6 +302,67 @@ def check_heat_map(driver):
         shot(driver, f"heat-{name}")
 
 
+def random_item(rng, n):
+    """A random `slice=` item for an axis of length `n`: an index, or a slice with some of
+    its bounds and step, out-of-range bounds and negative steps included."""
+    if rng.random() < 0.2:
+        return str(int(rng.integers(-n, n)))
+    bound = lambda: "" if rng.random() < 0.3 else str(int(rng.integers(-n - 50, n + 50)))
+    step = "" if rng.random() < 0.3 else str(int(rng.choice([-7, -3, -2, -1, 1, 2, 3, 5])))
+    return f"{bound()}:{bound()}" + (f":{step}" if step or rng.random() < 0.3 else "")
+
+
+def check_selection(driver):
+    """The page's slice arithmetic (resolve, format, narrow) against the server and NumPy:
+    the text it writes back selects the same elements, and a narrowed view is NumPy's
+    `a[sel][..., lo:hi:stride, ...]`."""
+    go(driver, args.sample)
+    wait(driver, lambda d: d.execute_script("return !!window.arraydExplorer"), "the page's modules")
+    rng = np.random.default_rng(3)
+    name, shape = "climate.matrix", [200, 300]
+    get = lambda text: requests.get(f"{args.sample}/v1/datasets/{name}/data", params={"slice": text, "format": "npy"})
+    load = lambda answer: np.load(io.BytesIO(answer.content))
+    cases = 0
+    for _ in range(80):
+        items = [random_item(rng, n) for n in shape[: int(rng.integers(0, 3))]]
+        if items and rng.random() < 0.2:
+            items.insert(int(rng.integers(0, len(items) + 1)), "...")
+        text = ",".join(items)
+        if rng.random() < 0.2:
+            text = f"[{text}]"
+        answer = get(text)
+        if answer.status_code != 200:
+            continue
+        whole = load(answer)
+        out = rng.integers(0, max(1, whole.ndim))
+        length = whole.shape[out] if whole.ndim else 0
+        lo = int(rng.integers(0, length + 1))
+        hi = int(rng.integers(lo, length + 1))
+        stride = int(rng.integers(1, 4))
+        page = driver.execute_script("""
+            const [text, shape, out, lo, hi, stride] = arguments;
+            const s = window.arraydExplorer.selection;
+            const axes = s.resolve(text, shape);
+            const shown = s.outputShape(axes);
+            return { shape: shown, text: s.format(axes),
+                     narrowed: shown.length ? s.format(s.narrow(axes, out, lo, hi, stride)) : null };""",
+            text, shape, int(out), lo, hi, stride)
+        check(list(page["shape"]) == list(whole.shape), f"{text}: page shape {page['shape']}, server {whole.shape}")
+        again = load(get(page["text"]))
+        check(again.shape == whole.shape and np.array_equal(again, whole, equal_nan=True),
+              f"{text}: the page wrote it back as {page['text']}, which selects other elements")
+        if page["narrowed"] is not None:
+            index = [slice(None)] * whole.ndim
+            index[out] = slice(lo, hi, stride)
+            expected = whole[tuple(index)]
+            got = load(get(page["narrowed"]))
+            check(got.shape == expected.shape and np.array_equal(got, expected, equal_nan=True),
+                  f"{text} narrowed on axis {out} to {lo}:{hi}:{stride}: page asked {page['narrowed']}")
+        cases += 1
+    check(cases >= 40, f"only {cases} random selections were valid")
+    print(f"selection arithmetic: {cases} random selections resolved, written back and narrowed as NumPy does")
+
+
 def check_errors(driver):
     cases = [
         ("signal", "5:3:0", "/v1/datasets/signal/data?slice=5:3:0&format=bin"),
@@ -476,6 +538,7 @@ def main():
             check_list(driver)
             check_line_chart(driver)
             check_heat_map(driver)
+            check_selection(driver)
             check_errors(driver)
         if args.fixtures:
             check_complex(driver)
