@@ -32,70 +32,35 @@ const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const SVG: &str = "image/svg+xml";
 
-/// Every file of the page; `index.html` first.
-const ASSETS: &[Asset] = &[
-    asset(
-        "index.html",
-        HTML,
-        include_bytes!("../../assets/explorer/index.html"),
-    ),
-    asset("app.js", JS, include_bytes!("../../assets/explorer/app.js")),
-    asset("api.js", JS, include_bytes!("../../assets/explorer/api.js")),
-    asset(
-        "selection.js",
-        JS,
-        include_bytes!("../../assets/explorer/selection.js"),
-    ),
-    asset(
-        "decode.js",
-        JS,
-        include_bytes!("../../assets/explorer/decode.js"),
-    ),
-    asset(
-        "linechart.js",
-        JS,
-        include_bytes!("../../assets/explorer/linechart.js"),
-    ),
-    asset(
-        "heatmap.js",
-        JS,
-        include_bytes!("../../assets/explorer/heatmap.js"),
-    ),
-    asset(
-        "histogram.js",
-        JS,
-        include_bytes!("../../assets/explorer/histogram.js"),
-    ),
-    asset(
-        "axes.js",
-        JS,
-        include_bytes!("../../assets/explorer/axes.js"),
-    ),
-    asset(
-        "style.css",
-        CSS,
-        include_bytes!("../../assets/explorer/style.css"),
-    ),
-    asset(
-        "icon.svg",
-        SVG,
-        include_bytes!("../../assets/explorer/icon.svg"),
-    ),
-];
-
-const fn asset(name: &'static str, content_type: &'static str, body: &'static [u8]) -> Asset {
-    Asset {
-        name,
-        content_type,
-        body,
-    }
+/// The file `assets/explorer/NAME`, compiled in.
+macro_rules! asset {
+    ($name:literal, $content_type:expr) => {
+        Asset {
+            name: $name,
+            content_type: $content_type,
+            body: include_bytes!(concat!("../../assets/explorer/", $name)),
+        }
+    };
 }
 
-/// `'self'` only. `img-src` also allows `blob:` and `data:` so that a canvas can be saved as
-/// a picture; `style-src` has no `'unsafe-inline'`, which is why the HTML carries no `style`
-/// attributes (scripts set styles through the CSSOM, which CSP does not govern).
-const CSP: &str =
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; \
+/// Every file of the page; `index.html` first.
+const ASSETS: &[Asset] = &[
+    asset!("index.html", HTML),
+    asset!("app.js", JS),
+    asset!("api.js", JS),
+    asset!("selection.js", JS),
+    asset!("decode.js", JS),
+    asset!("linechart.js", JS),
+    asset!("heatmap.js", JS),
+    asset!("histogram.js", JS),
+    asset!("axes.js", JS),
+    asset!("style.css", CSS),
+    asset!("icon.svg", SVG),
+];
+
+/// `'self'` only; `style-src` has no `'unsafe-inline'`, which is why the HTML carries no
+/// `style` attributes (scripts set styles through the CSSOM, which CSP does not govern).
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The strong ETag of each asset, in [`ASSETS`] order: FNV-1a of the bytes, which is stable

@@ -36,7 +36,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 # The chart's line colour (axes.js LINE), looked for inside the plot area.
 LINE_RGB = (0x1D, 0x4E, 0xD8)
-TIMEOUT = 30
+TIMEOUT = 60
 
 args = None
 shots = []
