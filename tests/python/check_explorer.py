@@ -487,6 +487,26 @@ def check_decoder(driver):
     colours, painted, _ = heat_colours(driver)
     check(colours > 8, f"{name} heat map has {colours} colours")
     shot(driver, "heat-f2-big-endian")
+    # A 3-d selection: the heat map of its first 2-d plane, the readout naming all 3 indices.
+    name = "f8_le_F_3d"
+    go(driver, args.fixtures, name, "::-1")
+    wait(driver, lambda d: shown(d, name, "::-1", "heat"), f"the {name} heat map")
+    title = text_of(driver, "chart-title")
+    check("first 2-d plane" in title and "[3," in title, f"3-d title: {title!r}")
+    canvas = driver.find_element(By.ID, "heat")
+    box = [int(v) for v in canvas.get_attribute("data-box").split(",")]
+    ActionChains(driver).move_to_element_with_offset(
+        canvas, int(box[0] + box[2] * 0.9 - canvas.size["width"] / 2),
+        int(box[1] + box[3] * 0.1 - canvas.size["height"] / 2)).perform()
+    wait(driver, lambda d: " = " in text_of(d, "heat-readout"), "the 3-d readout")
+    where, value = text_of(driver, "heat-readout").split(" = ")
+    index = json.loads(where)
+    truth = requests.get(f"{args.fixtures}/v1/datasets/{name}/data",
+                         params={"slice": ",".join(map(str, index)), "nonfinite": "string"}).json()
+    check(len(index) == 3 and index[0] == 3, f"3-d readout {where}")
+    check(value == truth if isinstance(truth, str) else abs(float(value) - truth) <= 1e-5 * max(1, abs(truth)),
+          f"{name}{index}: page says {value}, server {truth}")
+    print(f"3-d {name}[::-1]: {title!r}; readout {where} = {value} (server {truth})")
 
 
 def check_big(driver):
