@@ -230,7 +230,7 @@ fn whole_seconds(t: SystemTime) -> u64 {
 
 /// Whether the `If-None-Match`/`If-Match` list `list` names `etag` (`strong`: also reject
 /// weak tags on either side). A malformed list matches nothing, so the full answer is sent.
-fn tag_list_matches(list: &str, etag: &str, strong: bool) -> bool {
+pub(super) fn tag_list_matches(list: &str, etag: &str, strong: bool) -> bool {
     let (etag_weak, etag_opaque) = split_tag(etag);
     if list.trim() == "*" {
         return true;

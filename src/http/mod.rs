@@ -20,6 +20,8 @@ mod conn;
 mod data;
 mod datasets;
 pub mod error;
+/// `/` and `/explorer/{file}`: the explorer page.
+mod explorer;
 mod extract;
 mod front;
 mod metrics;
@@ -135,6 +137,8 @@ pub fn router(state: AppState) -> Result<Router, BadOrigin> {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::get))
         .route("/openapi.yaml", get(openapi))
+        .route("/", get(explorer::index))
+        .route("/explorer/{file}", get(explorer::file))
         .route("/v1/admin/rescan", post(admin::rescan))
         .route("/v1/datasets", get(datasets::list).post(register::post))
         .route(

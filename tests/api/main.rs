@@ -17,6 +17,8 @@ mod crash;
 mod data;
 /// Datasets discovery and META.
 mod datasets;
+/// The explorer page at `/`, and in headless Chromium.
+mod explorer;
 /// NumPy as ground truth, through the project's venv.
 mod numpy;
 /// `/raw`: byte ranges, multipart, validators and conditional requests, real curl.
