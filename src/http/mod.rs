@@ -29,6 +29,8 @@ mod register;
 /// `/stats`, `/histogram`, `/downsample`.
 mod stats;
 mod stream;
+/// `/zarr/...`: the Zarr view.
+mod zarr;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -147,6 +149,10 @@ pub fn router(state: AppState) -> Result<Router, BadOrigin> {
         .route("/v1/datasets/{name}/stats", get(stats::get_stats))
         .route("/v1/datasets/{name}/histogram", get(stats::get_histogram))
         .route("/v1/datasets/{name}/downsample", get(stats::get_downsample))
+        // The Zarr view: one handler parses every key (`/zarr` and `/zarr/` are the listing).
+        .route("/zarr", get(zarr::get))
+        .route("/zarr/", get(zarr::get))
+        .route("/zarr/{*key}", get(zarr::get))
         .fallback(|req: Request| async move {
             Error::NoRoute(req.uri().path().chars().take(200).collect())
         })
