@@ -7,7 +7,7 @@
 //! in `metrics`; `compress` compresses JSON and CSV bodies; the handler answers.
 //!
 //! Handlers live one resource per file (`datasets`, `register` for its writes, `data`, `raw`, `stats` for the
-//! aggregates, `metrics`); `stream` turns an encoding job into a streamed body; `range` parses
+//! aggregates, `metrics`, `zarr` for the Zarr view); `stream` turns an encoding job into a streamed body; `range` parses
 //! `Range` headers and `cache` holds the validators and conditional requests of `/data` and
 //! `/raw`; `error` is the one error type every handler returns. Only this module and its
 //! children use axum.
