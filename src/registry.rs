@@ -769,6 +769,41 @@ mod tests {
         std::fs::write(path, bytes).unwrap();
     }
 
+    /// Descriptors carry `dims` and `attrs` under the rules of registrations.
+    #[test]
+    fn descriptors_carry_dims_and_attrs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r.u1"), [0u8; 6]).unwrap();
+        let desc = |name: &str, extra: &str| {
+            let text = format!(r#"{{"file": "r.u1", "dtype": "|u1", "shape": [2, 3]{extra}}}"#);
+            std::fs::write(dir.path().join(format!("{name}.array.json")), text).unwrap();
+        };
+        desc("good", r#", "dims": ["y", "x"], "attrs": {"units": "K"}"#);
+        desc("few", r#", "dims": ["y"]"#);
+        desc("badname", r#", "dims": ["y", "1x"]"#);
+        desc("badattrs", r#", "attrs": [1]"#);
+        let (registry, skipped) = Registry::scan(dir.path()).unwrap();
+        let good = registry.get("good").unwrap();
+        assert_eq!(
+            good.dims.as_deref(),
+            Some(&["y".to_owned(), "x".to_owned()][..])
+        );
+        assert_eq!(good.attrs.as_ref().unwrap()["units"], "K");
+        let mut names: Vec<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "badattrs.array.json",
+                "badname.array.json",
+                "few.array.json"
+            ]
+        );
+        assert!(skipped
+            .iter()
+            .any(|s| s.reason.contains("dims names 1 axes")));
+    }
+
     #[test]
     fn rescan_adds_removes_remaps_and_keeps_unchanged_arcs() {
         let dir = tempfile::tempdir().unwrap();
