@@ -42,13 +42,14 @@ def seconds(fn, reps):
     return statistics.median(times)
 
 
-def interleaved(fns, reps):
+def interleaved(fns, reps, before=lambda: None):
     """Medians of several timed functions measured in alternation, so that load from other
-    processes lands on all of them alike."""
+    processes lands on all of them alike; `before` runs ahead of each round."""
     for fn in fns:
         fn()
     times = [[] for _ in fns]
     for _ in range(reps):
+        before()
         for i, fn in enumerate(fns):
             t = time.perf_counter()
             fn()
@@ -120,10 +121,15 @@ def main():
         for r in range(0, rows, chunk_rows):
             disk[r:r + chunk_rows] = mm[r:r + chunk_rows]
         del mm
-        for dirpath, _, files in os.walk(store):
+        files = [path] + [os.path.join(d, f) for d, _, fs in os.walk(store) for f in fs]
+
+        def warm_all():
+            # Other processes on a shared machine may push either copy out of the page cache
+            # between rounds; both are read back before each one.
             for f in files:
-                warm(os.path.join(dirpath, f))
-        warm(path)
+                warm(f)
+
+        warm_all()
         # nginx with sendfile on and off; each figure is compared with the faster of the two.
         nginxes = [Nginx(work, sendfile, work) for sendfile in (True, False)]
         started.extend(nginxes)
@@ -135,7 +141,7 @@ def main():
 
         def versus_nginx(label, key, size):
             fns = [lambda z=z: z[key] for z in [ours, *theirs]]
-            t_ours, *t_theirs = interleaved(fns, args.reps)
+            t_ours, *t_theirs = interleaved(fns, args.reps, warm_all)
             best = min(range(len(t_theirs)), key=lambda i: t_theirs[i])
             table.add(label, f"{size / t_ours / 1e9:.2f} GB/s",
                       f"nginx (sendfile {'on' if best == 0 else 'off'}) {size / t_theirs[best] / 1e9:.2f} GB/s",
