@@ -152,6 +152,12 @@ pub struct Config {
     /// seconds; a slow reader that keeps taking bytes is never cut.
     #[arg(long, env = "ARRAYD_SEND_TIMEOUT_SECS", default_value_t = 60)]
     pub send_timeout_secs: u64,
+
+    /// Target size of one chunk of the Zarr view (`/zarr`), in bytes: each dataset's chunk
+    /// shape is chosen so that a chunk is near this size (README "Zarr").
+    #[arg(long, env = "ARRAYD_ZARR_CHUNK_BYTES", default_value_t = crate::zarr::DEFAULT_CHUNK_BYTES,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub zarr_chunk_bytes: u64,
 }
 
 impl Config {
@@ -181,6 +187,7 @@ impl Config {
             header_read_timeout_secs: 10,
             keep_alive_secs: 60,
             send_timeout_secs: 60,
+            zarr_chunk_bytes: crate::zarr::DEFAULT_CHUNK_BYTES,
         }
     }
 }

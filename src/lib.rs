@@ -25,6 +25,7 @@
 //! - [`reduce`]: runs → aggregates (`/stats`, `/histogram`, `/downsample`), pure and sync.
 //! - [`npy`]: `.npy` header parse and write, pure.
 //! - [`dtype`]: NumPy type strings.
+//! - [`zarr`]: the Zarr view's chunk grid, store keys and metadata, pure.
 //! - [`logline`]: the text log line; [`logsink`]: where log lines go, batched off the
 //!   serving threads.
 
@@ -45,5 +46,6 @@ pub mod selection;
 pub mod server;
 pub mod sigbus;
 pub mod state;
+pub mod zarr;
 
 pub use http::Error;

@@ -90,21 +90,7 @@ impl Registration {
         } else if self.dtype.is_none() || self.shape.is_none() {
             return Err("a raw file needs dtype and shape".into());
         }
-        if let Some(dims) = &self.dims {
-            if let Some(bad) = dims.iter().find(|d| !is_valid_dim(d)) {
-                return Err(format!(
-                    "dims name {:?} is not [A-Za-z_][A-Za-z0-9_]{{0,63}}",
-                    bad.chars().take(80).collect::<String>()
-                ));
-            }
-        }
-        if let Some(attrs) = &self.attrs {
-            let len = serde_json::to_vec(attrs).map_or(usize::MAX, |v| v.len());
-            if len > MAX_ATTRS_BYTES {
-                return Err(format!("attrs is {len} bytes, over {MAX_ATTRS_BYTES}"));
-            }
-        }
-        Ok(())
+        check_dims_attrs(self.dims.as_deref(), self.attrs.as_ref())
     }
 
     /// The region of a raw file; `None` for a `.npy` file.
@@ -123,6 +109,32 @@ impl Registration {
             _ => Ok(None),
         }
     }
+}
+
+/// The rules `dims` and `attrs` follow wherever they are given (registrations and
+/// descriptors); the axis count is checked once the array's shape is known.
+///
+/// # Errors
+/// A bad axis name or an `attrs` object over [`MAX_ATTRS_BYTES`].
+pub fn check_dims_attrs(
+    dims: Option<&[String]>,
+    attrs: Option<&Map<String, Value>>,
+) -> Result<(), String> {
+    if let Some(dims) = dims {
+        if let Some(bad) = dims.iter().find(|d| !is_valid_dim(d)) {
+            return Err(format!(
+                "dims name {:?} is not [A-Za-z_][A-Za-z0-9_]{{0,63}}",
+                bad.chars().take(80).collect::<String>()
+            ));
+        }
+    }
+    if let Some(attrs) = attrs {
+        let len = serde_json::to_vec(attrs).map_or(usize::MAX, |v| v.len());
+        if len > MAX_ATTRS_BYTES {
+            return Err(format!("attrs is {len} bytes, over {MAX_ATTRS_BYTES}"));
+        }
+    }
+    Ok(())
 }
 
 fn is_valid_dim(dim: &str) -> bool {

@@ -308,18 +308,28 @@ fn build(root: &Path, reg: &Registration, maps: &OpenMaps) -> Result<Dataset, Da
     check_name(&reg.name, &reg.file)?;
     let region = reg.region().map_err(bad)?;
     let data_path = root.join(&reg.file);
-    let mut dataset = open_dataset(root, reg.name.clone(), &data_path, region, &reg.file, maps)?;
-    if let Some(dims) = &reg.dims {
+    let dataset = open_dataset(root, reg.name.clone(), &data_path, region, &reg.file, maps)?;
+    with_dims_attrs(dataset, reg.dims.clone(), reg.attrs.clone()).map_err(bad)
+}
+
+/// `dataset` carrying the axis names and attributes of its registration or descriptor,
+/// once their axis count is checked against its shape.
+fn with_dims_attrs(
+    mut dataset: Dataset,
+    dims: Option<Vec<String>>,
+    attrs: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<Dataset, String> {
+    if let Some(dims) = &dims {
         if dims.len() != dataset.shape.len() {
-            return Err(bad(format!(
+            return Err(format!(
                 "dims names {} axes, the array has {}",
                 dims.len(),
                 dataset.shape.len()
-            )));
+            ));
         }
     }
-    dataset.dims.clone_from(&reg.dims);
-    dataset.attrs.clone_from(&reg.attrs);
+    dataset.dims = dims;
+    dataset.attrs = attrs;
     Ok(dataset)
 }
 
@@ -494,14 +504,20 @@ fn load(
     };
     let name = stem.replace('/', ".");
     check_name(&name, rel)?;
-    let (data_path, region) = if is_npy {
-        (path.to_owned(), None)
+    let (data_path, region, dims, attrs) = if is_npy {
+        (path.to_owned(), None, None, None)
     } else {
-        let (file, region) = read_descriptor(path, rel)?;
+        let (desc, region) = read_descriptor(path, rel)?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        (dir.join(file), Some(region))
+        (dir.join(desc.file), Some(region), desc.dims, desc.attrs)
     };
-    open_dataset(root, name, &data_path, region, rel, maps).map(Some)
+    let dataset = open_dataset(root, name, &data_path, region, rel, maps)?;
+    with_dims_attrs(dataset, dims, attrs)
+        .map(Some)
+        .map_err(|reason| DatasetError::Descriptor {
+            path: rel.to_owned(),
+            reason,
+        })
 }
 
 /// The scan's name rule, as an error naming `rel`.
@@ -610,6 +626,10 @@ struct Descriptor {
     order: String,
     #[serde(default)]
     offset: u64,
+    #[serde(default)]
+    dims: Option<Vec<String>>,
+    #[serde(default)]
+    attrs: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 fn default_order() -> String {
@@ -637,18 +657,19 @@ fn parse_descriptor(path: &Path, rel: &str) -> Result<Descriptor, DatasetError> 
     serde_json::from_str(&text).map_err(|e| bad(e.to_string()))
 }
 
-/// Reads a descriptor: the data file it names (relative to the descriptor's own directory)
-/// and the region in it.
-fn read_descriptor(path: &Path, rel: &str) -> Result<(String, Region), DatasetError> {
+/// Reads a descriptor: the data file it names (relative to the descriptor's own directory),
+/// its axis names and attributes, and the region in it.
+fn read_descriptor(path: &Path, rel: &str) -> Result<(Descriptor, Region), DatasetError> {
     let desc = parse_descriptor(path, rel)?;
+    let bad = |reason| DatasetError::Descriptor {
+        path: rel.to_owned(),
+        reason,
+    };
+    crate::registration::check_dims_attrs(desc.dims.as_deref(), desc.attrs.as_ref())
+        .map_err(bad)?;
     let region =
-        raw_region(&desc.dtype, desc.shape, &desc.order, desc.offset).map_err(|reason| {
-            DatasetError::Descriptor {
-                path: rel.to_owned(),
-                reason,
-            }
-        })?;
-    Ok((desc.file, region))
+        raw_region(&desc.dtype, desc.shape.clone(), &desc.order, desc.offset).map_err(bad)?;
+    Ok((desc, region))
 }
 
 /// The region of a raw file from its descriptor fields (a descriptor file's or a
@@ -746,6 +767,41 @@ mod tests {
         let mut bytes = npy::write_header(DType::parse("<f4").unwrap(), &[values.len() as u64]);
         bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
         std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Descriptors carry `dims` and `attrs` under the rules of registrations.
+    #[test]
+    fn descriptors_carry_dims_and_attrs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("r.u1"), [0u8; 6]).unwrap();
+        let desc = |name: &str, extra: &str| {
+            let text = format!(r#"{{"file": "r.u1", "dtype": "|u1", "shape": [2, 3]{extra}}}"#);
+            std::fs::write(dir.path().join(format!("{name}.array.json")), text).unwrap();
+        };
+        desc("good", r#", "dims": ["y", "x"], "attrs": {"units": "K"}"#);
+        desc("few", r#", "dims": ["y"]"#);
+        desc("badname", r#", "dims": ["y", "1x"]"#);
+        desc("badattrs", r#", "attrs": [1]"#);
+        let (registry, skipped) = Registry::scan(dir.path()).unwrap();
+        let good = registry.get("good").unwrap();
+        assert_eq!(
+            good.dims.as_deref(),
+            Some(&["y".to_owned(), "x".to_owned()][..])
+        );
+        assert_eq!(good.attrs.as_ref().unwrap()["units"], "K");
+        let mut names: Vec<&str> = skipped.iter().map(|s| s.path.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "badattrs.array.json",
+                "badname.array.json",
+                "few.array.json"
+            ]
+        );
+        assert!(skipped
+            .iter()
+            .any(|s| s.reason.contains("dims names 1 axes")));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! HTTP caching for `/data` and `/raw`: the validators (`ETag`, `Last-Modified`), the
+//! HTTP caching for `/data`, `/raw` and Zarr chunks: the validators (`ETag`, `Last-Modified`), the
 //! `Cache-Control` policy, and the conditional requests they answer (`If-None-Match`,
 //! `If-Modified-Since`, `If-Range`; RFC 9110 §13).
 //!
@@ -110,6 +110,18 @@ impl Validators {
     pub(crate) fn raw(dataset: &Dataset) -> Validators {
         let mut hash = Fnv::new();
         hash.u64(dataset.offset).u64(dataset.nbytes);
+        Validators::new(&dataset.identity(), hash)
+    }
+
+    /// The validators of one Zarr chunk of `dataset`: the chunk's run (`offset` from the
+    /// array's start, `len` bytes of data) and its padded length.
+    pub(crate) fn zarr_chunk(dataset: &Dataset, offset: u64, len: u64, padded: u64) -> Validators {
+        let mut hash = Fnv::new();
+        hash.bytes(b"zarr")
+            .u64(dataset.offset)
+            .u64(offset)
+            .u64(len)
+            .u64(padded);
         Validators::new(&dataset.identity(), hash)
     }
 

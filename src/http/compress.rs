@@ -79,7 +79,16 @@ fn may_compress(path: &str, query: Option<&str>, headers: &HeaderMap) -> bool {
         q.split('&')
             .any(|pair| pair == "format=bin" || pair == "format=npy")
     });
-    accepts && !path.ends_with("/raw") && !binary_format
+    accepts && !path.ends_with("/raw") && !binary_format && !is_zarr_chunk(path)
+}
+
+/// Whether `path` may be a Zarr chunk (anything under `/zarr/` but the JSON metadata and the
+/// listings): bytes as stored, with ranges over them, like `/raw`.
+fn is_zarr_chunk(path: &str) -> bool {
+    path.strip_prefix("/zarr/").is_some_and(|key| {
+        let last = key.rsplit('/').next().unwrap_or("");
+        !(last.is_empty() || last == "zarr.json" || last.starts_with(".z"))
+    })
 }
 
 impl<S> Service<Request> for MaybeCompress<S>
@@ -151,5 +160,15 @@ mod tests {
             None,
             &headers(Some("gzip"))
         ));
+        assert!(!may_compress("/zarr/m/c/0/1", None, &headers(Some("gzip"))));
+        assert!(!may_compress("/zarr/m/0.1", None, &headers(Some("gzip"))));
+        for meta in [
+            "/zarr/zarr.json",
+            "/zarr/m/.zarray",
+            "/zarr/.zmetadata",
+            "/zarr/",
+        ] {
+            assert!(may_compress(meta, None, &headers(Some("gzip"))), "{meta}");
+        }
     }
 }

@@ -25,6 +25,9 @@ pub enum Error {
     /// `404`: no dataset by that name.
     #[error("no dataset named {0:?}")]
     UnknownDataset(String),
+    /// `404`: no such key in the Zarr view (readers take it for "fill value").
+    #[error("no such Zarr key: {0}")]
+    NoSuchKey(String),
     /// `404`: no route for the path.
     #[error("no such endpoint: {0}")]
     NoRoute(String),
@@ -103,6 +106,7 @@ impl Error {
         match self {
             Error::UnknownDataset(_) => (StatusCode::NOT_FOUND, "unknown_dataset"),
             Error::NoRoute(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::NoSuchKey(_) => (StatusCode::NOT_FOUND, "no_such_key"),
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Error::Selection(e) => (StatusCode::BAD_REQUEST, e.code()),
             Error::Format(FormatError::Unknown(_)) => (StatusCode::BAD_REQUEST, "bad_format"),

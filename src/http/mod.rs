@@ -7,7 +7,7 @@
 //! in `metrics`; `compress` compresses JSON and CSV bodies; the handler answers.
 //!
 //! Handlers live one resource per file (`datasets`, `register` for its writes, `data`, `raw`, `stats` for the
-//! aggregates, `metrics`); `stream` turns an encoding job into a streamed body; `range` parses
+//! aggregates, `metrics`, `zarr` for the Zarr view); `stream` turns an encoding job into a streamed body; `range` parses
 //! `Range` headers and `cache` holds the validators and conditional requests of `/data` and
 //! `/raw`; `error` is the one error type every handler returns. Only this module and its
 //! children use axum.
@@ -31,6 +31,8 @@ mod register;
 /// `/stats`, `/histogram`, `/downsample`.
 mod stats;
 mod stream;
+/// `/zarr/...`: the Zarr view.
+mod zarr;
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -151,6 +153,10 @@ pub fn router(state: AppState) -> Result<Router, BadOrigin> {
         .route("/v1/datasets/{name}/stats", get(stats::get_stats))
         .route("/v1/datasets/{name}/histogram", get(stats::get_histogram))
         .route("/v1/datasets/{name}/downsample", get(stats::get_downsample))
+        // The Zarr view: one handler parses every key (`/zarr` and `/zarr/` are the listing).
+        .route("/zarr", get(zarr::get))
+        .route("/zarr/", get(zarr::get))
+        .route("/zarr/{*key}", get(zarr::get))
         .fallback(|req: Request| async move {
             Error::NoRoute(req.uri().path().chars().take(200).collect())
         })

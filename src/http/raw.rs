@@ -84,15 +84,15 @@ pub(super) async fn get(
     Ok((status, head, body).into_response())
 }
 
-/// A body decided but not started: started only for `GET`.
-struct Planned {
-    pieces: Vec<Piece>,
+/// A body decided but not started: started only for `GET`. Zarr chunks use it too.
+pub(super) struct Planned {
+    pub(super) pieces: Vec<Piece>,
     /// Data bytes (not part headers), to choose between the inline and streamed paths.
-    data_len: u64,
+    pub(super) data_len: u64,
 }
 
 impl Planned {
-    fn into_body(self, dataset: Arc<Dataset>, state: &AppState) -> Result<Body> {
+    pub(super) fn into_body(self, dataset: Arc<Dataset>, state: &AppState) -> Result<Body> {
         if self.data_len <= INLINE_MAX {
             if let Some(body) = self.cached(&dataset) {
                 return Ok(body);

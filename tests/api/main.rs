@@ -33,3 +33,5 @@ mod rescan;
 mod slow_clients;
 /// `/stats`, `/histogram`, `/downsample`.
 mod stats;
+/// `/zarr`: zarr-python, xarray and zarrita.js, and the raw HTTP of the Zarr view.
+mod zarr;

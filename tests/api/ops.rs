@@ -64,6 +64,15 @@ async fn openapi_is_valid_and_lists_every_route() {
         ("/v1/datasets/{name}/histogram", "get"),
         ("/v1/datasets/{name}/downsample", "get"),
         ("/v1/admin/rescan", "post"),
+        ("/zarr/", "get"),
+        ("/zarr/zarr.json", "get"),
+        ("/zarr/.zgroup", "get"),
+        ("/zarr/.zattrs", "get"),
+        ("/zarr/.zmetadata", "get"),
+        ("/zarr/{name}/", "get"),
+        ("/zarr/{name}/zarr.json", "get"),
+        ("/zarr/{name}/.zarray", "get"),
+        ("/zarr/{name}/.zattrs", "get"),
     ];
     for (path, method) in expected {
         let ops = paths[path].as_array();
