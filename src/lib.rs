@@ -25,14 +25,18 @@
 //! - [`reduce`]: runs → aggregates (`/stats`, `/histogram`, `/downsample`), pure and sync.
 //! - [`npy`]: `.npy` header parse and write, pure.
 //! - [`dtype`]: NumPy type strings.
+//! - [`convert`]: `arrayd convert`, text tables to `.npy`; [`inspect`]: `arrayd info` and
+//!   `arrayd check`.
 //! - [`logline`]: the text log line; [`logsink`]: where log lines go, batched off the
 //!   serving threads.
 
 pub mod config;
+pub mod convert;
 pub mod dataset;
 pub mod dtype;
 pub mod encode;
 pub mod http;
+pub mod inspect;
 pub mod logline;
 pub mod logsink;
 pub mod npy;

@@ -12,6 +12,8 @@ use arrayd::logline::LineFormat;
 use arrayd::logsink::{self, LogSink};
 use arrayd::server::{self, Server};
 
+mod ops;
+
 fn main() -> ExitCode {
     // Before any data file is mapped; std's own SIGBUS handler exists already.
     arrayd::sigbus::install();
@@ -29,6 +31,9 @@ fn main() -> ExitCode {
     let config = match cli.command {
         Some(Command::Serve(config)) => config,
         None => cli.serve,
+        Some(Command::Convert(args)) => return ops::convert(&args),
+        Some(Command::Info(args)) => return ops::info(&args),
+        Some(Command::Check(args)) => return ops::check(&args),
     };
     let result = Server::bind(config)
         .map_err(|e| e.to_string())
