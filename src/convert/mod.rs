@@ -10,12 +10,12 @@
 //!          └────────────────────── free slots ◀────────────────────────┘
 //! ```
 //!
-//! The reader cuts the input into blocks of whole lines ([`block`]); workers split and parse
-//! them in parallel ([`line`], [`field`], [`parse`]); the writer puts the blocks back in
+//! The reader cuts the input into blocks of whole lines (`block`); workers split and parse
+//! them in parallel (`line`, `field`, `parse`); the writer puts the blocks back in
 //! input order, checks what a block cannot know alone (the column count of earlier rows,
 //! the global line number of an error), and appends the bytes after a reserved header
-//! ([`output`]). A block travels in a slot (its input and output buffers) that returns to the
-//! reader once written, and there are [`SLOTS_PER_WORKER`] slots per worker, so the memory in
+//! (`output`). A block travels in a slot (its input and output buffers) that returns to the
+//! reader once written, and there are `SLOTS_PER_WORKER` slots per worker, so the memory in
 //! flight is bounded by the slot count, not by the input.
 
 mod block;
