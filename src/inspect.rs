@@ -73,13 +73,12 @@ pub fn check(
         writeln!(out, "{report}")?;
     } else {
         for d in &datasets {
-            let shape: Vec<String> = d.shape.iter().map(u64::to_string).collect();
             writeln!(
                 out,
-                "serve {}  {} ({})  {}",
+                "serve {}  {} {}  {}",
                 d.name,
                 d.dtype,
-                shape.join(", "),
+                python_shape(&d.shape),
                 d.file
             )?;
         }
@@ -94,4 +93,13 @@ pub fn check(
         )?;
     }
     Ok(skipped.is_empty())
+}
+
+/// A shape as Python writes a tuple: `()`, `(5,)`, `(3, 4)`.
+pub fn python_shape(shape: &[u64]) -> String {
+    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
+    match dims.as_slice() {
+        [one] => format!("({one},)"),
+        _ => format!("({})", dims.join(", ")),
+    }
 }

@@ -24,13 +24,11 @@ pub(crate) fn convert(args: &ConvertArgs) -> ExitCode {
     let started = std::time::Instant::now();
     match convert::run(&options) {
         Ok(summary) => {
-            let shape: Vec<String> = summary.shape.iter().map(u64::to_string).collect();
             eprintln!(
-                "arrayd convert: wrote {} ({}, shape ({}{})) from {} rows, {} bytes in {:.2} s",
+                "arrayd convert: wrote {} ({}, shape {}) from {} rows, {} bytes in {:.2} s",
                 args.output.display(),
                 options.dtype,
-                shape.join(", "),
-                if shape.len() == 1 { "," } else { "" },
+                arrayd::inspect::python_shape(&summary.shape),
                 summary.rows,
                 summary.bytes_read,
                 started.elapsed().as_secs_f64()
