@@ -165,11 +165,13 @@ def main():
           % (size / (1 << 30), n_rows, COLUMNS, rounds))
     median = {name: statistics.median(t) * scale for (name, _, scale), t in zip(tools, times.values())}
     fastest_pandas = min(v for k, v in median.items() if k.startswith("pandas"))
-    print("%-40s %10s %15s %18s" % ("tool", "wall (s)", "peak RSS (MiB)", "vs fastest pandas"))
+    print("%-40s %10s %15s %18s  %s" % ("tool", "wall (s)", "peak RSS (MiB)", "vs fastest pandas",
+                                        "rounds (s)"))
     for name, _, scale in tools:
         note = "" if scale == 1.0 else "  (x%.1f from %d MiB)" % (scale, prefix_size >> 20)
-        print("%-40s %10.2f %15.1f %18.2f%s" % (name, median[name], max(rss[name]),
-                                               median[name] / fastest_pandas, note))
+        spread = " ".join("%.2f" % (t * scale) for t in times[name])
+        print("%-40s %10.2f %15.1f %18.2f  %s%s" % (name, median[name], max(rss[name]),
+                                                   median[name] / fastest_pandas, spread, note))
     ratio = median["arrayd convert"] / fastest_pandas
     peak = max(rss["arrayd convert"])
     print("bar: faster than the fastest pandas engine: %s (ratio %.2f)" % ("held" if ratio < 1 else "MISSED", ratio))

@@ -47,6 +47,10 @@ use progress::Progress;
 /// Slots per worker: one being parsed, one queued for it, one being written or reordered.
 const SLOTS_PER_WORKER: usize = 3;
 
+/// Parsing threads at most: memory in flight grows with them (a few MiB each), and past the
+/// cores they buy nothing.
+const MAX_THREADS: usize = 64;
+
 /// What to convert and how: the command line of `arrayd convert`.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -105,7 +109,8 @@ pub fn run(options: &Options) -> Result<Summary, ConvertError> {
     let threads = match options.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
-    };
+    }
+    .min(MAX_THREADS);
     let progress = Progress::new(input.len, options.progress);
     let result = pipeline(input.reader, options, rules, threads, output, &progress);
     progress.finish();
