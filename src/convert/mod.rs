@@ -231,11 +231,12 @@ fn pipeline(
         let written = writing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        // A read error matters only when the writer did not stop first on an earlier line.
+        // A read error matters only when the writer did not stop first on an earlier line;
+        // either way the writer is dropped unfinished, which removes the temporary file.
         match (written, reading) {
             (Err(e), _) => Err(e),
             (Ok(_), Err(e)) => Err(read_err(e)),
-            (Ok(summary), Ok(())) => Ok(Summary {
+            (Ok(writer), Ok(())) => writer.finish().map(|summary| Summary {
                 bytes_read: blocks.bytes_read,
                 ..summary
             }),
@@ -275,7 +276,8 @@ fn work(queue: &Mutex<Receiver<(u64, Slot)>>, done: &SyncSender<Done>, rules: &R
     }
 }
 
-/// The in-order half: reorders parsed blocks, checks them against the rows before, writes.
+/// The in-order half: reorders parsed blocks, checks them against the rows before, writes;
+/// [`Writer::finish`] (the header and the rename) only once the whole input was read.
 struct Writer {
     output: Output,
     /// The target, for error messages.
@@ -298,7 +300,7 @@ impl Writer {
         done: &Receiver<Done>,
         free: &SyncSender<Slot>,
         progress: &Progress,
-    ) -> Result<Summary, ConvertError> {
+    ) -> Result<Writer, ConvertError> {
         let mut waiting = BTreeMap::new();
         let mut next = 0;
         for block in done {
@@ -311,7 +313,7 @@ impl Writer {
                 let _ = free.send(block.slot);
             }
         }
-        self.finish()
+        Ok(self)
     }
 
     fn write(&mut self, block: &Done) -> Result<(), ConvertError> {
@@ -448,6 +450,54 @@ pub fn parse_delimiter(text: &str) -> Result<u8, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `1\n` lines for `len` bytes, then a read error.
+    struct FailingInput {
+        len: usize,
+    }
+
+    impl Read for FailingInput {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.len == 0 {
+                return Err(std::io::Error::other("disk gone"));
+            }
+            let n = buf.len().min(self.len) & !1;
+            for pair in buf[..n].chunks_mut(2) {
+                pair.copy_from_slice(b"1\n");
+            }
+            self.len -= n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_read_error_leaves_no_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = Options {
+            input: "in.txt".into(),
+            output: dir.path().join("out.npy"),
+            dtype: parse_dtype("u1").unwrap(),
+            syntax: Syntax {
+                delimiter: None,
+                comments: b"#".to_vec(),
+            },
+            skip_rows: 0,
+            usecols: None,
+            threads: 2,
+            progress: false,
+        };
+        let output = Output::create(&options.output, options.dtype).unwrap();
+        let rules = Rules {
+            syntax: options.syntax.clone(),
+            kind: Kind::of(options.dtype).unwrap(),
+            usecols: None,
+        };
+        let input = Box::new(FailingInput { len: 3 << 20 });
+        let progress = Progress::new(None, false);
+        let err = pipeline(input, &options, rules, 2, output, &progress).unwrap_err();
+        assert!(err.to_string().contains("disk gone"), "{err}");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
 
     #[test]
     fn shapes_are_loadtxts() {
