@@ -94,6 +94,16 @@ pub fn run(options: &Options) -> Result<Summary, ConvertError> {
     if options.usecols.as_ref().is_some_and(Vec::is_empty) {
         return Err(ConvertError::Usage("--usecols names no column".into()));
     }
+    if let Some(d) = options.syntax.delimiter {
+        if options.syntax.comments.contains(&d) {
+            // As loadtxt refuses it: every field would start a comment.
+            return Err(ConvertError::Usage(format!(
+                "the comment marker {:?} contains the delimiter {:?}",
+                String::from_utf8_lossy(&options.syntax.comments),
+                char::from(d)
+            )));
+        }
+    }
     let input = open_input(&options.input)?;
     check_output(&options.output, input.identity)?;
     let out_err = |source| ConvertError::Output {

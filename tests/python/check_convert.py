@@ -195,7 +195,7 @@ class Runner:
                     warnings.simplefilter("ignore")
                     np.loadtxt(src, dtype=dtype, delimiter=delimiter, usecols=usecols)
                 self.fail("%s: numpy.loadtxt accepts it" % label)
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, TypeError, UnicodeDecodeError):
                 pass
         print("refused as expected: %s: %s" % (label, err.strip()[:160]))
 
@@ -289,6 +289,7 @@ def main():
     run.check_refused(",".join(["1"] * 70_000) + "\n", "<f8", ["line 1", "more than 65536 columns"], ",",
                       label="70,000 columns", numpy_refuses=False)
     run.check_refused("1\n", "<c8", ["complex"], label="complex", numpy_refuses=False)
+    run.check_refused("1#2\n", "<f8", ["comment marker"], "#", label="delimiter in comments")
 
     # Paths: a missing output directory, the output over the input.
     src = run.path(".txt")
