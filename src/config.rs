@@ -49,6 +49,71 @@ pub enum LogFormat {
 pub enum Command {
     /// Serve the datasets of a data directory over HTTP.
     Serve(Config),
+    /// Convert a CSV, TSV or whitespace-separated text table to a `.npy` file, as
+    /// `np.save(OUTPUT, np.loadtxt(INPUT, ...))` would write it, in one streaming pass.
+    Convert(ConvertArgs),
+    /// Print the META the server would register for one file, or why it would skip it
+    /// (exit status 1).
+    Info(InfoArgs),
+    /// Scan a data directory as `serve` would and list what it would serve and skip, with
+    /// reasons; exit status 1 when anything would be skipped.
+    Check(CheckArgs),
+}
+
+/// `arrayd convert INPUT OUTPUT`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConvertArgs {
+    /// Text file to read; `-` reads standard input.
+    pub input: PathBuf,
+    /// The `.npy` file to write (replaced when the conversion succeeds).
+    pub output: PathBuf,
+    /// Element type: f2, f4, f8, i1..i8, u1..u8, b1 (native little-endian), a NumPy name
+    /// (float32, uint8, bool) or a type string with byte order (>f4). As `loadtxt`, f8.
+    #[arg(long, default_value = "f8", value_parser = crate::convert::parse_dtype)]
+    pub dtype: crate::dtype::DType,
+    /// Field delimiter, one character (`\t` for a tab); by default runs of whitespace.
+    #[arg(long, value_parser = crate::convert::parse_delimiter)]
+    pub delimiter: Option<u8>,
+    /// Physical lines to skip first, comment and blank lines included.
+    #[arg(long, default_value_t = 0)]
+    pub skip_rows: u64,
+    /// Columns to keep, 0-based, comma-separated, negative from the end (`0,3,-1`).
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub usecols: Option<Vec<i64>>,
+    /// Comment marker: the rest of a line from it is ignored; empty for none.
+    #[arg(long, default_value = "#")]
+    pub comments: String,
+    /// Parsing threads; 0: one per core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// `arrayd info PATH`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InfoArgs {
+    /// A `.npy` file or an `.array.json` descriptor.
+    pub path: PathBuf,
+    /// The data directory the file would be served from, which fixes its dataset name and
+    /// where a descriptor's data file may be; by default the file's own directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `arrayd check DIR`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// The data directory.
+    #[arg(env = "ARRAYD_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Directory of the registrations made over HTTP, checked too (as `serve --state-dir`).
+    #[arg(long, env = "ARRAYD_STATE_DIR", default_value = ".arrayd")]
+    pub state_dir: PathBuf,
+    /// One JSON object (`datasets`, `skipped`) instead of lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Everything `serve` needs: one struct, shared read-only by every request.

@@ -26,14 +26,18 @@
 //! - [`npy`]: `.npy` header parse and write, pure.
 //! - [`dtype`]: NumPy type strings.
 //! - [`zarr`]: the Zarr view's chunk grid, store keys and metadata, pure.
+//! - [`convert`]: `arrayd convert`, text tables to `.npy`; [`inspect`]: `arrayd info` and
+//!   `arrayd check`.
 //! - [`logline`]: the text log line; [`logsink`]: where log lines go, batched off the
 //!   serving threads.
 
 pub mod config;
+pub mod convert;
 pub mod dataset;
 pub mod dtype;
 pub mod encode;
 pub mod http;
+pub mod inspect;
 pub mod logline;
 pub mod logsink;
 pub mod npy;

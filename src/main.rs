@@ -12,6 +12,8 @@ use arrayd::logline::LineFormat;
 use arrayd::logsink::{self, LogSink};
 use arrayd::server::{self, Server};
 
+mod ops;
+
 /// jemalloc instead of glibc's malloc: see README "Performance" (memory per connection).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
@@ -33,6 +35,9 @@ fn main() -> ExitCode {
     let config = match cli.command {
         Some(Command::Serve(config)) => config,
         None => cli.serve,
+        Some(Command::Convert(args)) => return ops::convert(&args),
+        Some(Command::Info(args)) => return ops::info(&args),
+        Some(Command::Check(args)) => return ops::check(&args),
     };
     let result = Server::bind(config)
         .map_err(|e| e.to_string())

@@ -148,6 +148,36 @@ impl Registry {
         Ok((registry, skipped))
     }
 
+    /// What a scan of `data_dir` would register for the one file at `path` (`arrayd info`):
+    /// `Ok(None)` when the file is neither a `.npy` nor a descriptor, which a scan ignores.
+    ///
+    /// # Errors
+    /// Why a scan would skip the file, as the scan words it; an I/O error when `data_dir`
+    /// or `path` cannot be resolved, or `path` is outside `data_dir`.
+    pub fn inspect(data_dir: &Path, path: &Path) -> Result<Option<Dataset>, DatasetError> {
+        let io = |path: &Path, source| DatasetError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let root = data_dir.canonicalize().map_err(|e| io(data_dir, e))?;
+        // The directory is resolved, not the file: a symlinked data file is served under
+        // the link's name, as the scan serves it.
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let file = parent
+            .canonicalize()
+            .map_err(|e| io(path, e))?
+            .join(path.file_name().unwrap_or_default());
+        if !file.starts_with(&root) {
+            let outside = std::io::Error::other(format!("not inside {}", data_dir.display()));
+            return Err(io(path, outside));
+        }
+        let rel = relative(&root, &file);
+        load(&root, &file, &rel, &OpenMaps::default())
+    }
+
     /// Walks the data directory again and re-reads the registrations, on the one validation
     /// path of the start-up scan: new datasets are added, those whose file vanished or no
     /// longer validates are dropped (a registration's saved file stays, so it comes back

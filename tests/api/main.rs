@@ -10,6 +10,9 @@ mod limits;
 /// `/metrics`, request ids, the drain, the binary's logs.
 mod ops;
 
+/// `arrayd convert`, `info` and `check`, the real binary against NumPy.
+mod convert;
+
 /// `kill -9` during registrations and deletions, the real binary restarted.
 mod crash;
 
