@@ -22,7 +22,10 @@
 
 use std::ops::Range;
 
-use super::{walk, Block, Kind, Num, ReduceError, Source, Value, BLOCK_ELEMS, MAX_RESULT_ENTRIES};
+use super::{
+    in_parts, split_axis, walk, Block, Kind, Num, ReduceError, Source, Value, BLOCK_ELEMS,
+    MAX_RESULT_ENTRIES,
+};
 use crate::encode::number::Style;
 
 /// Independent accumulators per block loop: enough for the compiler to fill every vector lane
@@ -192,8 +195,8 @@ impl StatsResult {
     }
 }
 
-/// Computes `params` over the selection of `src`, on up to `threads` threads (used only
-/// without `axis`, where the selection splits into contiguous ranges of its output order).
+/// Computes `params` over the selection of `src`, on up to `threads` threads (the selection
+/// splits into contiguous pieces of its output order, see [`super::in_parts`]).
 ///
 /// # Errors
 /// [`ReduceError::UnsupportedDtype`] for complex data, [`ReduceError::TooLarge`] when `axis`
@@ -211,25 +214,38 @@ pub fn stats(
         m2: params.ops.iter().any(|op| matches!(op, Op::Std | Op::Var)),
         nan_aware: params.nan == NanPolicy::Ignore,
     };
-    let out_shape = src.selection.out_shape();
-    let n = src.selection.n_elems();
     let (shape, summaries) = match params.axis {
-        None => (Vec::new(), vec![whole(src, need, n, threads.max(1))?]),
+        None => {
+            let parts = in_parts(src, threads, |part, _| whole(part, need))?;
+            let total = parts.into_iter().fold(Summary::empty(), Summary::merge);
+            (Vec::new(), vec![total])
+        }
         Some(k) => {
-            let mut shape = out_shape.clone();
-            let len_k = shape.remove(k);
+            let mut shape = src.selection.out_shape();
+            shape.remove(k);
             let cells = shape
                 .iter()
                 .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-                .filter(|&c| c <= MAX_RESULT_ENTRIES)
-                .ok_or_else(|| {
-                    ReduceError::TooLarge(shape.iter().fold(1u64, |a, &d| a.saturating_mul(d)))
-                })?;
-            let inner: u64 = out_shape[k + 1..].iter().product();
-            let summaries = if inner == 1 || len_k == 0 || cells == 0 {
-                along_last(src, kind, need, cells, len_k)?
+                .filter(|&c| c <= MAX_RESULT_ENTRIES);
+            if cells.is_none() {
+                let cells = shape.iter().fold(1u64, |a, &d| a.saturating_mul(d));
+                return Err(ReduceError::TooLarge(cells));
+            }
+            let parts = in_parts(src, threads, |part, _| along(part, kind, need, k))?;
+            // Pieces cut across the reduced axis hold every cell, each over part of the axis;
+            // pieces cut along another axis hold consecutive cells.
+            let summaries = if split_axis(src.selection) == Some(k) {
+                parts
+                    .into_iter()
+                    .reduce(|a, b| {
+                        a.into_iter()
+                            .zip(b)
+                            .map(|(a, b)| Summary::merge(a, b))
+                            .collect()
+                    })
+                    .unwrap_or_default()
             } else {
-                along_outer(src, kind, need, cells, len_k, inner)?
+                parts.concat()
             };
             (shape, summaries)
         }
@@ -250,6 +266,20 @@ pub fn stats(
         shape,
         values,
     })
+}
+
+/// The cells of the selection of `src` reduced along output axis `k`, in C order.
+fn along(src: &Source<'_>, kind: Kind, need: Need, k: usize) -> Result<Vec<Summary>, ReduceError> {
+    let mut shape = src.selection.out_shape();
+    let len_k = shape.remove(k);
+    let cells: u64 = shape.iter().product();
+    // Elements of one cell sit this far apart in output order.
+    let inner: u64 = shape[k..].iter().product();
+    if inner == 1 || len_k == 0 || cells == 0 {
+        along_last(src, need, cells, len_k)
+    } else {
+        along_outer(src, kind, need, cells, len_k, inner)
+    }
 }
 
 /// What the requested ops need computed.
@@ -515,51 +545,23 @@ impl Acc {
     }
 }
 
-/// The whole selection as one cell, split over up to `threads` threads along its first axis.
-fn whole(src: &Source<'_>, need: Need, n: u64, threads: usize) -> Result<Summary, ReduceError> {
-    let one = |src: &Source<'_>| -> Result<Summary, ReduceError> {
-        let mut acc = Acc::new(need);
-        walk(src, |_, block| {
-            acc.add(block);
-            Ok(())
-        })?;
-        Ok(acc.finish())
-    };
-    // Below a few MiB a second thread costs more than it saves.
-    let threads = if n < (1 << 20) { 1 } else { threads as u64 };
-    if threads <= 1 {
-        return one(src);
-    }
-    let parts = src.selection.split(threads);
-    let results: Vec<Result<Summary, ReduceError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .iter()
-            .map(|(selection, _)| {
-                let part = Source { selection, ..*src };
-                scope.spawn(move || one(&part))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    let mut total = Summary::empty();
-    for part in results {
-        total = Summary::merge(total, part?);
-    }
-    Ok(total)
+/// The whole selection of `src` as one cell.
+fn whole(src: &Source<'_>, need: Need) -> Result<Summary, ReduceError> {
+    let mut acc = Acc::new(need);
+    walk(src, |_, block| {
+        acc.add(block);
+        Ok(())
+    })?;
+    Ok(acc.finish())
 }
 
 /// Cells whose elements are consecutive in output order: each cell is `len_k` elements.
 fn along_last(
     src: &Source<'_>,
-    kind: Kind,
     need: Need,
     cells: u64,
     len_k: u64,
 ) -> Result<Vec<Summary>, ReduceError> {
-    let _ = kind;
     let mut out = Vec::with_capacity(cells as usize);
     if len_k == 0 {
         out.resize(cells as usize, Summary::empty());
@@ -584,10 +586,11 @@ fn along_last(
     Ok(out)
 }
 
-/// Per-cell running values for reductions along a non-last axis (struct of arrays, so the
-/// column-wise update vectorises where it can).
+/// Per-cell running values for reductions along a non-last axis (struct of arrays, so each
+/// column-wise update is one vectorised loop over consecutive cells).
 struct Columns {
     need: Need,
+    /// Non-NaN elements per cell; unused by plain float sums, which count every element.
     n_valid: Vec<f64>,
     sum: Vec<f64>,
     mean: Vec<f64>,
@@ -611,16 +614,17 @@ fn along_outer(
 ) -> Result<Vec<Summary>, ReduceError> {
     let c = cells as usize;
     let float = kind == Kind::Float;
+    let plain = float && need.plain_sum();
     let vec_f = |v: f64, on: bool| if on { vec![v; c] } else { Vec::new() };
     let vec_i = |v: i128, on: bool| if on { vec![v; c] } else { Vec::new() };
     let mut cols = Columns {
         need,
-        n_valid: vec_f(0.0, true),
+        n_valid: vec_f(0.0, !plain),
         sum: vec_f(0.0, float),
         mean: vec_f(0.0, need.m2),
         m2: vec_f(0.0, need.m2),
-        min_f: vec_f(f64::INFINITY, float && need.minmax),
-        max_f: vec_f(f64::NEG_INFINITY, float && need.minmax),
+        min_f: vec_f(f64::INFINITY, float && !plain),
+        max_f: vec_f(f64::NEG_INFINITY, float && !plain),
         sum_int: vec_i(0, !float),
         min_i: vec_i(i128::MAX, !float && need.minmax),
         max_i: vec_i(i128::MIN, !float && need.minmax),
@@ -639,28 +643,26 @@ fn along_outer(
         }
         Ok(())
     })?;
-    let n = len_k;
     Ok((0..c)
         .map(|i| {
             let mut s = Summary::empty();
-            s.n = n;
-            s.n_nan = n - cols.n_valid[i] as u64;
+            s.n = len_k;
+            let n_valid = if plain { len_k as f64 } else { cols.n_valid[i] };
+            s.n_nan = len_k - n_valid as u64;
+            s.moments.n = n_valid;
             if float {
                 s.moments.sum = cols.sum[i];
             } else {
                 s.sum_int = cols.sum_int[i];
                 s.moments.sum = cols.sum_int[i] as f64;
             }
-            s.moments.n = cols.n_valid[i];
             if need.m2 {
                 s.moments.m2 = cols.m2[i];
             }
-            if need.minmax {
-                if float {
-                    (s.min_f, s.max_f) = (cols.min_f[i], cols.max_f[i]);
-                } else {
-                    (s.min_i, s.max_i) = (cols.min_i[i], cols.max_i[i]);
-                }
+            if float && !plain {
+                (s.min_f, s.max_f) = (cols.min_f[i], cols.max_f[i]);
+            } else if need.minmax {
+                (s.min_i, s.max_i) = (cols.min_i[i], cols.max_i[i]);
             }
             s
         })
@@ -679,33 +681,25 @@ impl Columns {
     }
 
     fn add_float(&mut self, range: Range<usize>, x: &[f64]) {
-        let need = self.need;
-        if need.plain_sum() {
-            for (s, &v) in self.sum[range.clone()].iter_mut().zip(x) {
-                *s += v;
-            }
-            for c in &mut self.n_valid[range] {
-                *c += 1.0;
-            }
+        if self.n_valid.is_empty() {
+            cols_sum(&mut self.sum[range], x);
             return;
         }
-        for (k, &v) in range.zip(x) {
-            if v.is_nan() {
-                continue;
-            }
-            self.n_valid[k] += 1.0;
-            self.sum[k] += v;
-            if need.minmax {
-                if v < self.min_f[k] {
-                    self.min_f[k] = v;
-                }
-                if v > self.max_f[k] {
-                    self.max_f[k] = v;
-                }
-            }
-            if need.m2 {
-                welford(&mut self.mean[k], &mut self.m2[k], self.n_valid[k], v);
-            }
+        let n_valid = &mut self.n_valid[range.clone()];
+        cols_counted(
+            n_valid,
+            &mut self.sum[range.clone()],
+            &mut self.min_f[range.clone()],
+            &mut self.max_f[range.clone()],
+            x,
+        );
+        if self.need.m2 {
+            cols_welford(
+                n_valid,
+                &mut self.mean[range.clone()],
+                &mut self.m2[range],
+                x,
+            );
         }
     }
 
@@ -727,6 +721,53 @@ impl Columns {
                 );
             }
         }
+    }
+}
+
+/// Adds `x` to the cells' sums; NaN propagates.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn cols_sum(sum: &mut [f64], x: &[f64]) {
+    for (s, &v) in sum.iter_mut().zip(x) {
+        *s += v;
+    }
+}
+
+/// Counts the non-NaN values of `x` into the cells and adds them to their sums, mins and maxes.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn cols_counted(n: &mut [f64], sum: &mut [f64], min: &mut [f64], max: &mut [f64], x: &[f64]) {
+    let len = x.len();
+    let (n, sum, min, max) = (
+        &mut n[..len],
+        &mut sum[..len],
+        &mut min[..len],
+        &mut max[..len],
+    );
+    for i in 0..len {
+        let v = x[i];
+        // NaN compares false everywhere, so it never becomes a min or max.
+        let valid = !v.is_nan();
+        n[i] += if valid { 1.0 } else { 0.0 };
+        sum[i] += if valid { v } else { 0.0 };
+        min[i] = if v < min[i] { v } else { min[i] };
+        max[i] = if v > max[i] { v } else { max[i] };
+    }
+}
+
+/// Welford's update of the cells with the non-NaN values of `x`; `n` already counts them.
+/// Branch-free, so it vectorises: a NaN adds a zero deviation.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn cols_welford(n: &[f64], mean: &mut [f64], m2: &mut [f64], x: &[f64]) {
+    let len = x.len();
+    let (n, mean, m2) = (&n[..len], &mut mean[..len], &mut m2[..len]);
+    for i in 0..len {
+        let v = x[i];
+        let valid = !v.is_nan();
+        let d = if valid { v - mean[i] } else { 0.0 };
+        // `max` keeps a cell that has seen only NaNs at 0 / 1, not 0 / 0.
+        let next = mean[i] + d / n[i].max(1.0);
+        // An infinite value makes this `inf * (inf - inf)`: NaN, as NumPy's variance is.
+        m2[i] += if valid { d * (v - next) } else { 0.0 };
+        mean[i] = next;
     }
 }
 
@@ -802,7 +843,9 @@ fn float_full(x: &[f64]) -> (f64, f64, f64, f64) {
     (tree(sum), tree(cnt), min, max)
 }
 
-/// Sum of squared deviations from `mean` of the non-NaN values.
+/// Sum of squared deviations from `mean` of the non-NaN values. Only NaN elements are left
+/// out: an infinite value (or an infinite or NaN `mean`) gives a NaN deviation, which makes
+/// the variance NaN, as NumPy's `inf - inf` does.
 #[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
 fn float_m2(x: &[f64], mean: f64) -> f64 {
     let mut acc = [0.0f64; LANES];
@@ -811,12 +854,12 @@ fn float_m2(x: &[f64], mean: f64) -> f64 {
     for c in chunks {
         for l in 0..LANES {
             let d = c[l] - mean;
-            acc[l] += if d.is_nan() { 0.0 } else { d * d };
+            acc[l] += if c[l].is_nan() { 0.0 } else { d * d };
         }
     }
     for (l, &v) in rest.iter().enumerate() {
         let d = v - mean;
-        acc[l] += if d.is_nan() { 0.0 } else { d * d };
+        acc[l] += if v.is_nan() { 0.0 } else { d * d };
     }
     tree(acc)
 }

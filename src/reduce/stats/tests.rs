@@ -4,19 +4,8 @@
 use std::sync::atomic::AtomicBool;
 
 use super::*;
-use crate::registry::Registry;
+use crate::reduce::tests::dataset;
 use crate::selection::Selection;
-
-/// A registry over a temp dir holding one `.npy` named `a` of `dtype`/`shape` with `data`.
-fn dataset(dtype: &str, shape: &[u64], data: &[u8]) -> (tempfile::TempDir, Registry) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut bytes = crate::npy::write_header(crate::dtype::DType::parse(dtype).unwrap(), shape);
-    bytes.extend_from_slice(data);
-    std::fs::write(dir.path().join("a.npy"), bytes).unwrap();
-    let (registry, skipped) = Registry::scan(dir.path()).unwrap();
-    assert!(skipped.is_empty());
-    (dir, registry)
-}
 
 fn run(dtype: &str, shape: &[u64], data: &[u8], slice: &str, query: [Option<&str>; 4]) -> String {
     run_threads(dtype, shape, data, slice, query, 1)
@@ -27,8 +16,20 @@ fn run_threads(
     shape: &[u64],
     data: &[u8],
     slice: &str,
+    query: [Option<&str>; 4],
+    threads: usize,
+) -> String {
+    run_styled(dtype, shape, data, slice, query, threads, Style::JsonNull)
+}
+
+fn run_styled(
+    dtype: &str,
+    shape: &[u64],
+    data: &[u8],
+    slice: &str,
     [ops, axis, ddof, nan]: [Option<&str>; 4],
     threads: usize,
+    style: Style,
 ) -> String {
     let (_dir, registry) = dataset(dtype, shape, data);
     let ds = registry.get("a").unwrap();
@@ -41,7 +42,7 @@ fn run_threads(
         cancel: &cancel,
     };
     let r = stats(&src, &params, threads).unwrap();
-    String::from_utf8(r.to_json(Style::JsonNull)).unwrap()
+    String::from_utf8(r.to_json(style)).unwrap()
 }
 
 fn f64s(v: &[f64]) -> Vec<u8> {
@@ -164,7 +165,7 @@ fn variance_of_large_mean_small_spread() {
 #[test]
 fn float32_sum_beats_float32_accumulation() {
     // 2^24 + many ones: a float32 running sum stagnates; f64 lanes do not.
-    let n = 1u64 << 20;
+    let n = 1_200_000u64;
     let data: Vec<u8> = (0..n).flat_map(|_| 1.0f32.to_le_bytes()).collect();
     let out = run("<f4", &[n], &data, "", [Some("sum"), None, None, None]);
     assert_eq!(out, format!("{{\"sum\":{n}.0}}"));
@@ -259,6 +260,97 @@ fn axis_variance_matches_whole() {
         assert!((x - y).abs() <= 1e-10 * x, "{op}: {x} vs {y}");
     }
     assert_eq!(a["min"], b["min"][0]);
+}
+
+#[test]
+fn infinities_make_the_variance_nan_as_numpy_does() {
+    // NumPy: the mean is inf (or nan for +inf and -inf), a deviation inf - inf is nan.
+    let q = |nan| [Some("sum,mean,min,max,std,var"), None, None, nan];
+    let strings = |dtype, shape: &[u64], data: &[u8], query| {
+        run_styled(dtype, shape, data, "", query, 1, Style::JsonString)
+    };
+    let data = f64s(&[1.0, f64::INFINITY, 3.0]);
+    assert_eq!(
+        strings("<f8", &[3], &data, q(None)),
+        "{\"sum\":\"Infinity\",\"mean\":\"Infinity\",\"min\":1.0,\"max\":\"Infinity\",\
+         \"std\":\"NaN\",\"var\":\"NaN\"}"
+    );
+    // float16 +inf, -inf, finite values and a NaN, NaN ignored: whole and along axis 0.
+    let h: Vec<u8> = [f32::INFINITY, 2.0, f32::NEG_INFINITY, f32::NAN, 0.5, 1.0]
+        .iter()
+        .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+        .collect();
+    assert_eq!(
+        strings("<f2", &[6], &h, q(Some("ignore"))),
+        "{\"sum\":\"NaN\",\"mean\":\"NaN\",\"min\":\"-Infinity\",\"max\":\"Infinity\",\
+         \"std\":\"NaN\",\"var\":\"NaN\"}"
+    );
+    let axis0 = |dtype, data: &[u8]| {
+        let query = [Some("std,var"), Some("0"), None, Some("ignore")];
+        strings(dtype, &[3, 2], data, query)
+    };
+    // Columns: [inf, -inf, 0.5] and [2, nan, 1].
+    let want = "{\"std\":[\"NaN\",0.5],\"var\":[\"NaN\",0.25]}";
+    assert_eq!(axis0("<f2", &h), want);
+    let be: Vec<u8> = [f32::INFINITY, 2.0, f32::NEG_INFINITY, f32::NAN, 0.5, 1.0]
+        .iter()
+        .flat_map(|v| v.to_be_bytes())
+        .collect();
+    assert_eq!(axis0(">f4", &be), want);
+    assert_eq!(
+        strings(">f4", &[6], &be, q(Some("ignore"))),
+        "{\"sum\":\"NaN\",\"mean\":\"NaN\",\"min\":\"-Infinity\",\"max\":\"Infinity\",\
+         \"std\":\"NaN\",\"var\":\"NaN\"}"
+    );
+}
+
+#[test]
+fn axes_split_across_threads_give_the_same_answer() {
+    // Over the split threshold; shapes whose split axis (the first longer than one) is the
+    // reduced one or another one.
+    let n = 1_200_000u64;
+    let v: Vec<f64> = (0..n)
+        .map(|i| (i as f64 * 0.37).sin() * 10.0 + if i % 1001 == 0 { f64::NAN } else { 1e3 })
+        .collect();
+    let data = f64s(&v);
+    let shapes: [&[u64]; 3] = [&[1200, 1000], &[1, 2, 600_000], &[2, 600, 1000]];
+    for shape in shapes {
+        let (_dir, registry) = dataset("<f8", shape, &data);
+        let ds = registry.get("a").unwrap();
+        let sel = Selection::parse("", &ds.shape).unwrap();
+        let cancel = AtomicBool::new(false);
+        let src = Source {
+            dataset: &ds,
+            selection: &sel,
+            cancel: &cancel,
+        };
+        // Reducing an axis of one leaves more cells than an answer may hold.
+        for axis in (0..shape.len()).filter(|&k| shape[k] > 1) {
+            for (ops, nan) in [("sum", "propagate"), ("count,sum,min,var", "ignore")] {
+                let axis = axis.to_string();
+                let p = StatsParams::parse(Some(ops), Some(&axis), None, Some(nan), shape.len());
+                let p = p.unwrap();
+                let one = stats(&src, &p, 1).unwrap();
+                let two = stats(&src, &p, 2).unwrap();
+                assert_eq!(one.shape, two.shape);
+                for ((op, a), b) in one.ops.iter().zip(&one.values).zip(&two.values) {
+                    let label = format!("{shape:?} axis {axis} {nan} {op:?}");
+                    assert_eq!(a.len(), b.len(), "{label}");
+                    for (x, y) in a.iter().zip(b) {
+                        match (x, y) {
+                            // Cells of two close values have a tiny variance with the rounding
+                            // error of their 1e3 mean.
+                            (Num::F64(x), Num::F64(y)) if x.is_finite() => {
+                                assert!((x - y).abs() <= 1e-9 * (x.abs() + 1.0), "{label}")
+                            }
+                            (Num::F64(x), Num::F64(y)) => assert!(x.is_nan() && y.is_nan()),
+                            (x, y) => assert_eq!(x, y, "{label}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[test]
