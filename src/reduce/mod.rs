@@ -218,6 +218,59 @@ pub(crate) fn in_parts<T: Send>(
     })
 }
 
+/// The map offsets of the selection's output rows of `row_len` elements, in output order, when
+/// each row is one contiguous range of the map: the planner's blocks hold whole rows (C-order
+/// data whose selection takes its last axes whole, such as rows of a matrix). `None`
+/// otherwise. Reducers that read such rows themselves make the checks of [`ReadChecks`].
+pub(crate) fn contiguous_rows<'s>(
+    src: &Source<'s>,
+    row_len: u64,
+) -> Option<impl Iterator<Item = usize> + 's> {
+    let layout = src.dataset.layout();
+    let runs = plan::runs(src.selection, &layout);
+    let row_bytes = row_len.checked_mul(layout.itemsize)?;
+    if row_bytes == 0 || runs.max_run_len() % row_bytes != 0 {
+        return None;
+    }
+    Some(runs.flat_map(move |run| {
+        (0..run.len / row_bytes).map(move |i| (run.offset + i * row_bytes) as usize)
+    }))
+}
+
+/// The checks [`walk`] makes between blocks, for a reducer that reads the map itself: before
+/// each piece, the cancel flag and the poisoned map; every [`CHECK_BYTES`], the file length;
+/// at the end, the poisoned map once more.
+pub(crate) struct ReadChecks<'a> {
+    src: &'a Source<'a>,
+    /// Bytes read since the file length was last checked.
+    unchecked: u64,
+}
+
+impl<'a> ReadChecks<'a> {
+    pub(crate) fn start(src: &'a Source<'a>) -> Result<Self, ReduceError> {
+        src.check_dtype()?;
+        src.cancelled()?;
+        src.check_len()?;
+        Ok(ReadChecks { src, unchecked: 0 })
+    }
+
+    /// Called before reading the next `len` bytes.
+    pub(crate) fn before(&mut self, len: u64) -> Result<(), ReduceError> {
+        self.src.cancelled()?;
+        if self.unchecked + len > CHECK_BYTES {
+            self.src.check_len()?;
+            self.unchecked = 0;
+        }
+        self.unchecked += len;
+        Ok(())
+    }
+
+    /// Called once everything was read, before the result is used.
+    pub(crate) fn finish(self) -> Result<(), ReduceError> {
+        self.src.check_poisoned()
+    }
+}
+
 /// The output axis that [`in_parts`] splits: the first one longer than one.
 pub(crate) fn split_axis(selection: &Selection) -> Option<usize> {
     selection.out_shape().iter().position(|&len| len > 1)

@@ -22,11 +22,14 @@
 
 use std::ops::Range;
 
+use half::f16;
+
 use super::{
-    in_parts, split_axis, walk, Block, Kind, Num, ReduceError, Source, Value, BLOCK_ELEMS,
-    MAX_RESULT_ENTRIES,
+    contiguous_rows, in_parts, split_axis, walk, Block, Kind, Num, ReadChecks, ReduceError, Source,
+    Value, BLOCK_ELEMS, MAX_RESULT_ENTRIES,
 };
-use crate::encode::number::Style;
+use crate::dtype::Scalar;
+use crate::encode::number::{Element, Style};
 
 /// Independent accumulators per block loop: enough for the compiler to fill every vector lane
 /// of AVX2 several times over (measured: 16 f64 lanes ran at memory speed).
@@ -615,6 +618,12 @@ fn along_outer(
     let c = cells as usize;
     let float = kind == Kind::Float;
     let plain = float && need.plain_sum();
+    if plain {
+        if let Some(rows) = contiguous_rows(src, inner) {
+            let sums = sum_rows(src, rows, c, len_k, inner as usize)?;
+            return Ok(sums.into_iter().map(|sum| plain_sum(len_k, sum)).collect());
+        }
+    }
     let vec_f = |v: f64, on: bool| if on { vec![v; c] } else { Vec::new() };
     let vec_i = |v: i128, on: bool| if on { vec![v; c] } else { Vec::new() };
     let mut cols = Columns {
@@ -645,9 +654,12 @@ fn along_outer(
     })?;
     Ok((0..c)
         .map(|i| {
+            if plain {
+                return plain_sum(len_k, cols.sum[i]);
+            }
             let mut s = Summary::empty();
             s.n = len_k;
-            let n_valid = if plain { len_k as f64 } else { cols.n_valid[i] };
+            let n_valid = cols.n_valid[i];
             s.n_nan = len_k - n_valid as u64;
             s.moments.n = n_valid;
             if float {
@@ -659,7 +671,7 @@ fn along_outer(
             if need.m2 {
                 s.moments.m2 = cols.m2[i];
             }
-            if float && !plain {
+            if float {
                 (s.min_f, s.max_f) = (cols.min_f[i], cols.max_f[i]);
             } else if need.minmax {
                 (s.min_i, s.max_i) = (cols.min_i[i], cols.max_i[i]);
@@ -667,6 +679,100 @@ fn along_outer(
             s
         })
         .collect())
+}
+
+/// A cell of `n` elements whose float sum, NaN propagated, is `sum`.
+fn plain_sum(n: u64, sum: f64) -> Summary {
+    let mut s = Summary::empty();
+    s.n = n;
+    s.moments.n = n as f64;
+    s.moments.sum = sum;
+    s
+}
+
+/// Cells per tile of [`sum_rows`]: a tile of sums (16 KiB) and of four float32 rows stay in L1.
+const ROW_TILE: usize = 2048;
+
+/// Plain float sums along a non-last axis whose rows of `inner` cells are contiguous in the
+/// map (`rows` are their offsets, in output order; each plane of `len_k` rows reduces into
+/// `inner` consecutive cells). Four rows at a time, decoded straight from the map, so each sum
+/// is loaded and stored once per four rows: measured 2-3x faster than decoding blocks into a
+/// buffer and adding them one row at a time.
+fn sum_rows(
+    src: &Source<'_>,
+    mut rows: impl Iterator<Item = usize>,
+    cells: usize,
+    len_k: u64,
+    inner: usize,
+) -> Result<Vec<f64>, ReduceError> {
+    let mut checks = ReadChecks::start(src)?;
+    let dtype = src.dataset.dtype;
+    let swapped = dtype.is_swapped();
+    let size = dtype.itemsize();
+    let map: &[u8] = &src.dataset.mapped.bytes;
+    let mut sums = vec![0.0; cells];
+    for plane in sums.chunks_exact_mut(inner) {
+        let mut left = len_k;
+        while left > 0 {
+            let group = left.min(4) as usize;
+            let mut starts = [0usize; 4];
+            for start in &mut starts[..group] {
+                *start = rows.next().expect("len_k rows per plane");
+            }
+            for (t, tile) in plane.chunks_mut(ROW_TILE).enumerate() {
+                let from = t * ROW_TILE * size;
+                let bytes = tile.len() * size;
+                checks.before((group * bytes) as u64)?;
+                let row = |g: usize| &map[starts[g] + from..starts[g] + from + bytes];
+                if group == 4 {
+                    let four = [row(0), row(1), row(2), row(3)];
+                    match dtype.scalar {
+                        Scalar::F16 => add_rows4::<f16>(tile, four, swapped),
+                        Scalar::F32 => add_rows4::<f32>(tile, four, swapped),
+                        _ => add_rows4::<f64>(tile, four, swapped),
+                    }
+                } else {
+                    for g in 0..group {
+                        match dtype.scalar {
+                            Scalar::F16 => add_row::<f16>(tile, row(g), swapped),
+                            Scalar::F32 => add_row::<f32>(tile, row(g), swapped),
+                            _ => add_row::<f64>(tile, row(g), swapped),
+                        }
+                    }
+                }
+            }
+            left -= group as u64;
+        }
+    }
+    checks.finish()?;
+    Ok(sums)
+}
+
+/// Adds four rows of stored floats to `sum`, element-wise; NaN propagates.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn add_rows4<E: Element + Into<f64>>(sum: &mut [f64], rows: [&[u8]; 4], swapped: bool) {
+    // Branch outside the loop so each loop vectorises (the byte swap becomes a shuffle).
+    #[inline(always)]
+    fn add<E: Element + Into<f64>, const SWAPPED: bool>(sum: &mut [f64], rows: [&[u8]; 4]) {
+        let [a, b, c, d] = rows.map(|r| r.chunks_exact(E::SIZE));
+        let x = |c: &[u8]| -> f64 { E::decode(c, SWAPPED).into() };
+        for (s, (((a, b), c), d)) in sum.iter_mut().zip(a.zip(b).zip(c).zip(d)) {
+            *s += (x(a) + x(b)) + (x(c) + x(d));
+        }
+    }
+    if swapped {
+        add::<E, true>(sum, rows);
+    } else {
+        add::<E, false>(sum, rows);
+    }
+}
+
+/// Adds one row of stored floats to `sum`, element-wise; NaN propagates.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn add_row<E: Element + Into<f64>>(sum: &mut [f64], row: &[u8], swapped: bool) {
+    for (s, c) in sum.iter_mut().zip(row.chunks_exact(E::SIZE)) {
+        *s += E::decode(c, swapped).into();
+    }
 }
 
 impl Columns {

@@ -354,6 +354,79 @@ fn axes_split_across_threads_give_the_same_answer() {
 }
 
 #[test]
+fn sums_along_contiguous_rows_match_a_naive_sum() {
+    // Row groups of four and a remainder, tiles of the row and a partial one, a NaN, every
+    // float width and byte order; shapes (7, 5000) along 0 and (3, 5, 2100) along 1.
+    let value = |i: usize| {
+        if i == 4321 {
+            f64::NAN
+        } else {
+            ((i as f64) * 0.61).sin() * 1e3
+        }
+    };
+    for (shape, axis) in [(vec![7u64, 5000], 0usize), (vec![3, 5, 2100], 1)] {
+        let n: u64 = shape.iter().product();
+        let (len_k, inner) = (
+            shape[axis] as usize,
+            shape[axis + 1..].iter().product::<u64>(),
+        );
+        let inner = inner as usize;
+        for dtype in ["<f2", "<f4", ">f4", "<f8"] {
+            let (data, stored): (Vec<u8>, Vec<f64>) = match dtype {
+                "<f2" => {
+                    let h: Vec<half::f16> = (0..n as usize)
+                        .map(|i| half::f16::from_f64(value(i)))
+                        .collect();
+                    let bytes = h.iter().flat_map(|v| v.to_le_bytes()).collect();
+                    (bytes, h.iter().map(|v| v.to_f64()).collect())
+                }
+                "<f4" | ">f4" => {
+                    let f: Vec<f32> = (0..n as usize).map(|i| value(i) as f32).collect();
+                    let bytes = f
+                        .iter()
+                        .flat_map(|v| {
+                            if dtype == ">f4" {
+                                v.to_be_bytes()
+                            } else {
+                                v.to_le_bytes()
+                            }
+                        })
+                        .collect();
+                    (bytes, f.iter().map(|&v| f64::from(v)).collect())
+                }
+                _ => {
+                    let f: Vec<f64> = (0..n as usize).map(value).collect();
+                    (f64s(&f), f)
+                }
+            };
+            let axis_s = axis.to_string();
+            let q = [Some("sum"), Some(axis_s.as_str()), None, None];
+            let out = run(dtype, &shape, &data, "", q);
+            let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let got: Vec<Option<f64>> = json["sum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|v| v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]))
+                .map(|v| v.as_f64())
+                .collect();
+            let cells = n as usize / len_k;
+            assert_eq!(got.len(), cells, "{dtype} {shape:?}");
+            for (c, got) in got.iter().enumerate() {
+                let (o, j) = (c / inner, c % inner);
+                let want: f64 = (0..len_k)
+                    .map(|t| stored[(o * len_k + t) * inner + j])
+                    .sum();
+                match got {
+                    Some(g) => assert!((g - want).abs() <= 1e-12 * 1e3, "{dtype} cell {c}"),
+                    None => assert!(want.is_nan(), "{dtype} cell {c}: null, want {want}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_params_are_refused() {
     let p = |ops, axis, ddof, nan| {
         StatsParams::parse(ops, axis, ddof, nan, 2)
