@@ -197,13 +197,15 @@ impl Bounds {
         (u128::from(i) * u128::from(self.n) / u128::from(self.b.max(1))) as u64
     }
 
-    /// The bucket holding selection index `p`.
+    /// The bucket holding selection index `p` (`b` when `p` is past the last one, as the
+    /// start of an empty selection is).
     fn of(self, p: u64) -> u64 {
         let mut i = (u128::from(p) * u128::from(self.b) / u128::from(self.n.max(1))) as u64;
+        i = i.min(self.b);
         while i > 0 && self.start(i) > p {
             i -= 1;
         }
-        while self.start(i + 1) <= p {
+        while i < self.b && self.start(i + 1) <= p {
             i += 1;
         }
         i
@@ -366,6 +368,18 @@ mod tests {
                 one.len()
             );
         }
+    }
+
+    #[test]
+    fn empty_selections_have_no_buckets() {
+        let (_dir, registry) = crate::reduce::tests::dataset("|u1", &[5], &[1, 2, 3, 4, 5]);
+        let p = DownsampleParams::parse(Some("3")).unwrap();
+        for slice in ["9:", "2:2"] {
+            let r = crate::reduce::tests::over(&registry, slice, |src| downsample(src, &p, 2));
+            assert_eq!(r.to_json(Style::JsonNull), b"{\"start\":[],\"first\":[],\"last\":[],\"min\":[],\"max\":[],\"argmin\":[],\"argmax\":[]}");
+        }
+        assert_eq!(Bounds { n: 5, b: 3 }.of(4), 2);
+        assert_eq!(Bounds { n: 5, b: 3 }.of(5), 3);
     }
 
     #[test]

@@ -424,12 +424,13 @@ impl Summary {
             Op::Sum if !float => Num::Int(self.sum_int),
             Op::Sum if poisoned => nan,
             Op::Sum => Num::F64(self.moments.sum),
+            // A NaN that propagates makes NaN before "no value" makes null: `np.mean` and
+            // `np.min` of NaNs alone are NaN too.
+            Op::Mean | Op::Min | Op::Max if poisoned => nan,
             Op::Mean if n_valid == 0 => Num::Null,
             Op::Mean if !float => Num::F64(self.sum_int as f64 / self.n as f64),
-            Op::Mean if poisoned => nan,
             Op::Mean => Num::F64(self.moments.sum / self.moments.n),
             Op::Min | Op::Max if n_valid == 0 => Num::Null,
-            Op::Min | Op::Max if poisoned => nan,
             Op::Min | Op::Max => {
                 let v = match (kind, op == Op::Min) {
                     (Kind::Float, true) => Value::F(self.min_f),

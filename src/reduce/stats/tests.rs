@@ -113,6 +113,13 @@ fn nan_policies() {
         out,
         "{\"count\":2,\"sum\":4.0,\"mean\":2.0,\"min\":1.0,\"max\":3.0,\"var\":1.0}"
     );
+    // A NaN alone (0-d float16), propagated: NaN for every float result, as in NumPy.
+    let h = half::f16::NAN.to_le_bytes();
+    let q = [Some("mean,min,max,std"), None, None, None];
+    assert_eq!(
+        run_styled("<f2", &[], &h, "", q, 1, Style::JsonString),
+        "{\"mean\":\"NaN\",\"min\":\"NaN\",\"max\":\"NaN\",\"std\":\"NaN\"}"
+    );
     // All NaN, ignored: NumPy warns and returns nan, so null; the sum of nothing is 0.
     let data = f64s(&[f64::NAN; 2]);
     let out = run("<f8", &[2], &data, "", [all, None, None, Some("ignore")]);
