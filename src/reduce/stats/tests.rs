@@ -417,6 +417,39 @@ fn sums_along_contiguous_rows_match_a_naive_sum() {
                 .flat_map(|v| v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]))
                 .map(|v| v.as_f64())
                 .collect();
+            // The last axis and the whole array, whose rows are read straight from the map too.
+            let last = shape.len() - 1;
+            let width = shape[last] as usize;
+            let q = [Some("sum"), Some("-1"), None, None];
+            let rows: serde_json::Value =
+                serde_json::from_str(&run(dtype, &shape, &data, "", q)).unwrap();
+            let rows: Vec<Option<f64>> = rows["sum"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|v| v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]))
+                .map(|v| v.as_f64())
+                .collect();
+            for (r, got) in rows.iter().enumerate() {
+                let want: f64 = stored[r * width..(r + 1) * width].iter().sum();
+                match got {
+                    Some(g) => assert!((g - want).abs() <= 1e-9, "{dtype} row {r}: {g} {want}"),
+                    None => assert!(want.is_nan(), "{dtype} row {r}"),
+                }
+            }
+            let q = [Some("sum"), None, None, Some("propagate")];
+            let all: serde_json::Value =
+                serde_json::from_str(&run(dtype, &shape, &data, "", q)).unwrap();
+            assert!(all["sum"].is_null(), "{dtype}: the NaN propagates");
+            let q = [Some("sum"), None, None, None];
+            let part: serde_json::Value =
+                serde_json::from_str(&run(dtype, &shape, &data, "1:", q)).unwrap();
+            let want: f64 = stored[n as usize / shape[0] as usize..].iter().sum();
+            let g = part["sum"].as_f64().unwrap();
+            assert!(
+                (g - want).abs() <= 1e-9 * want.abs().max(1.0),
+                "{dtype}: {g} {want}"
+            );
             let cells = n as usize / len_k;
             assert_eq!(got.len(), cells, "{dtype} {shape:?}");
             for (c, got) in got.iter().enumerate() {
