@@ -199,7 +199,7 @@ impl StatsResult {
 }
 
 /// Computes `params` over the selection of `src`, on up to `threads` threads (the selection
-/// splits into contiguous pieces of its output order, see [`super::in_parts`]).
+/// splits into contiguous pieces of its output order along its first axis longer than one).
 ///
 /// # Errors
 /// [`ReduceError::UnsupportedDtype`] for complex data, [`ReduceError::TooLarge`] when `axis`
