@@ -5,9 +5,11 @@
                   [--downsample-dataset NAME --downsample-path FILE.npy] [--reps N]
 
 Times (median of --reps runs, after one warm-up):
-  * GET /stats?ops=sum and /stats (all ops), whole array and slice=::3,::7,
-    against NumPy on np.load(path, mmap_mode='r'): np.sum(a) and
-    (a.size, a.sum(), a.mean(), a.min(), a.max(), a.std(), a.var());
+  * GET /stats?ops=sum and /stats (all ops), whole array, slice=::3,::7, and
+    axis=0 and axis=-1, against NumPy on np.load(path, mmap_mode='r'): np.sum(a)
+    and (a.size, a.sum(), a.mean(), a.min(), a.max(), a.std(), a.var()) with the
+    same axis;
+  * GET /histogram?bins=100&range=50,150 against np.histogram(a, 100, (50, 150));
   * GET /downsample?buckets=2000 of the 1-d series (arrayd only).
 Prints a table with the medians and the ratio arrayd / NumPy (lower is better).
 """
@@ -62,8 +64,11 @@ def main():
         ("sum, ::3,::7", http("stats", ops="sum", slice="::3,::7"), lambda: np.sum(strided)),
         ("all ops, ::3,::7", http("stats", slice="::3,::7"), lambda: all_ops(strided)),
         ("sum, axis=0", http("stats", ops="sum", axis="0"), lambda: np.sum(a, axis=0)),
+        ("sum, axis=-1", http("stats", ops="sum", axis="-1"), lambda: np.sum(a, axis=-1)),
         ("all ops, axis=0", http("stats", axis="0"), lambda: all_ops(a, 0)),
         ("all ops, axis=-1", http("stats", axis="-1"), lambda: all_ops(a, -1)),
+        ("histogram 100", http("histogram", bins="100", range="50,150"),
+         lambda: np.histogram(a, bins=100, range=(50, 150))),
     ]
     # Same answers (within float32 accumulation error of NumPy's own sum).
     got = http("stats")()

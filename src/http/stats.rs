@@ -4,8 +4,8 @@
 //! Each handler parses everything (dataset, `slice=`, parameters) before any work, so bad input
 //! is a clean 4xx. The reduction then runs on a blocking thread (never on an async worker, so
 //! `/healthz` stays live) behind a process-wide semaphore with one permit per core (tokio's
-//! advice for CPU-bound work; STYLE habit 13). A whole-selection `/stats` also takes the permits
-//! that are free at that moment and splits across that many threads. A drop guard sets the
+//! advice for CPU-bound work). Each reduction also takes the permits that are free at that
+//! moment and splits its selection across that many threads. A drop guard sets the
 //! reduction's cancel flag when hyper drops the handler future (the client went away), and the
 //! reducer stops at its next block.
 
@@ -74,8 +74,7 @@ pub(super) async fn get_stats(
         q.nan.as_deref(),
         selection.out_shape().len(),
     )?;
-    let threads = if params.axis.is_none() { cores() } else { 1 };
-    run(&state, dataset, selection, threads, move |src, threads| {
+    run(&state, dataset, selection, cores(), move |src, threads| {
         Ok(stats::stats(src, &params, threads)?.to_json(style))
     })
     .await
@@ -89,8 +88,8 @@ pub(super) async fn get_histogram(
     let (dataset, selection) = prepare(&state, &name, q.slice.as_deref())?;
     let style = nonfinite_style(q.nonfinite.as_deref())?;
     let params = HistogramParams::parse(q.bins.as_deref(), q.range.as_deref())?;
-    run(&state, dataset, selection, 1, move |src, _| {
-        Ok(histogram::histogram(src, &params)?.to_json(style))
+    run(&state, dataset, selection, cores(), move |src, threads| {
+        Ok(histogram::histogram(src, &params, threads)?.to_json(style))
     })
     .await
 }
@@ -107,8 +106,8 @@ pub(super) async fn get_downsample(
     if shape.len() != 1 {
         return Err(ReduceError::Not1d(shape).into());
     }
-    run(&state, dataset, selection, 1, move |src, _| {
-        Ok(downsample::downsample(src, &params)?.to_json(style))
+    run(&state, dataset, selection, cores(), move |src, threads| {
+        Ok(downsample::downsample(src, &params, threads)?.to_json(style))
     })
     .await
 }

@@ -15,7 +15,7 @@
 // The lane loops index `acc[l]` and `chunk[l]` together on purpose: that form vectorises.
 #![allow(clippy::needless_range_loop)]
 
-use super::{walk, Block, Num, ReduceError, Source, Value, MAX_RESULT_ENTRIES};
+use super::{in_parts, walk, Block, Num, ReduceError, Source, Value, MAX_RESULT_ENTRIES};
 use crate::encode::number::Style;
 
 /// A parsed `/downsample` request.
@@ -109,7 +109,36 @@ struct Bucket {
     max: Option<(Value, u64)>,
 }
 
-/// Computes the M4 buckets of the 1-d selection of `src`.
+impl Bucket {
+    const EMPTY: Bucket = Bucket {
+        first: None,
+        last: None,
+        min: None,
+        max: None,
+    };
+
+    /// This bucket's elements followed by `later`'s (the same bucket, filled by two threads):
+    /// ties keep the earlier position, as within one piece.
+    fn then(self, later: Bucket) -> Bucket {
+        let pick =
+            |a: Option<(Value, u64)>, b: Option<(Value, u64)>, b_wins: fn(Value, Value) -> bool| {
+                match (a, b) {
+                    (Some(a), Some(b)) if b_wins(a.0, b.0) => Some(b),
+                    (None, b) => b,
+                    (a, _) => a,
+                }
+            };
+        Bucket {
+            first: self.first.or(later.first),
+            last: later.last.or(self.last),
+            min: pick(self.min, later.min, |a, b| less(b, a)),
+            max: pick(self.max, later.max, less),
+        }
+    }
+}
+
+/// Computes the M4 buckets of the 1-d selection of `src` on up to `threads` threads (each
+/// fills the buckets of a contiguous piece; a bucket cut by two pieces is merged).
 ///
 /// # Errors
 /// [`ReduceError::UnsupportedDtype`] for complex data, [`ReduceError::Not1d`] unless the
@@ -118,62 +147,98 @@ struct Bucket {
 pub fn downsample(
     src: &Source<'_>,
     params: &DownsampleParams,
+    threads: usize,
 ) -> Result<DownsampleResult, ReduceError> {
     src.check_dtype()?;
     let shape = src.selection.out_shape();
     if shape.len() != 1 {
         return Err(ReduceError::Not1d(shape));
     }
-    let n = shape[0];
-    let b = params.buckets.min(n);
-    let bound = |i: u64| (u128::from(i) * u128::from(n) / u128::from(b.max(1))) as u64;
-    let mut result = DownsampleResult {
-        start: (0..b).map(bound).collect(),
-        first: Vec::with_capacity(b as usize),
-        last: Vec::with_capacity(b as usize),
-        min: Vec::with_capacity(b as usize),
-        max: Vec::with_capacity(b as usize),
-        argmin: Vec::with_capacity(b as usize),
-        argmax: Vec::with_capacity(b as usize),
+    let bounds = Bounds {
+        n: shape[0],
+        b: params.buckets.min(shape[0]),
     };
-    let scalar = src.dataset.dtype.scalar;
-    let fresh = Bucket {
-        first: None,
-        last: None,
-        min: None,
-        max: None,
-    };
-    let mut bucket = fresh;
-    let mut index = 0u64; // bucket being filled
-    let mut end = bound(1);
-    let finish = |bucket: &Bucket, result: &mut DownsampleResult| {
-        let el = |v: Option<Value>| v.map_or(Num::Null, |v| Num::element(scalar, v));
-        result.first.push(el(bucket.first));
-        result.last.push(el(bucket.last));
-        result.min.push(el(bucket.min.map(|m| m.0)));
-        result.max.push(el(bucket.max.map(|m| m.0)));
-        result.argmin.push(bucket.min.map(|m| m.1));
-        result.argmax.push(bucket.max.map(|m| m.1));
-    };
-    walk(src, |first, block| {
-        let mut p = first;
-        let mut rest = block;
-        while rest.len() > 0 {
-            let take = ((end - p) as usize).min(rest.len());
-            let (head, tail) = rest.split_at(take);
-            piece(&mut bucket, p, head);
-            p += take as u64;
-            rest = tail;
-            if p == end {
-                finish(&bucket, &mut result);
-                bucket = fresh;
-                index += 1;
-                end = bound(index + 1);
+    let parts = in_parts(src, threads, |part, first| bounds.fill(part, first))?;
+    let mut buckets: Vec<Bucket> = Vec::with_capacity(bounds.b as usize);
+    for (index, part) in parts {
+        let mut part = part.into_iter();
+        // A piece that starts inside the previous piece's last bucket continues it.
+        let continues = (buckets.len() as u64) > index;
+        if let (true, Some(last)) = (continues, buckets.last_mut()) {
+            if let Some(rest) = part.next() {
+                *last = last.then(rest);
             }
         }
-        Ok(())
-    })?;
-    Ok(result)
+        buckets.extend(part);
+    }
+    let scalar = src.dataset.dtype.scalar;
+    let el = |v: Option<Value>| v.map_or(Num::Null, |v| Num::element(scalar, v));
+    Ok(DownsampleResult {
+        start: (0..bounds.b).map(|i| bounds.start(i)).collect(),
+        first: buckets.iter().map(|b| el(b.first)).collect(),
+        last: buckets.iter().map(|b| el(b.last)).collect(),
+        min: buckets.iter().map(|b| el(b.min.map(|m| m.0))).collect(),
+        max: buckets.iter().map(|b| el(b.max.map(|m| m.0))).collect(),
+        argmin: buckets.iter().map(|b| b.min.map(|m| m.1)).collect(),
+        argmax: buckets.iter().map(|b| b.max.map(|m| m.1)).collect(),
+    })
+}
+
+/// `b` buckets over `n` elements.
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    n: u64,
+    b: u64,
+}
+
+impl Bounds {
+    /// First selection index of bucket `i` (`n` for `i == b`).
+    fn start(self, i: u64) -> u64 {
+        (u128::from(i) * u128::from(self.n) / u128::from(self.b.max(1))) as u64
+    }
+
+    /// The bucket holding selection index `p` (`b` when `p` is past the last one, as the
+    /// start of an empty selection is).
+    fn of(self, p: u64) -> u64 {
+        let mut i = (u128::from(p) * u128::from(self.b) / u128::from(self.n.max(1))) as u64;
+        i = i.min(self.b);
+        while i > 0 && self.start(i) > p {
+            i -= 1;
+        }
+        while i < self.b && self.start(i + 1) <= p {
+            i += 1;
+        }
+        i
+    }
+
+    /// The buckets touched by the selection of `src`, whose first element is selection index
+    /// `offset`: the index of the first of them and each one's elements from this piece.
+    fn fill(self, src: &Source<'_>, offset: u64) -> Result<(u64, Vec<Bucket>), ReduceError> {
+        let first_index = self.of(offset);
+        let mut buckets = Vec::new();
+        let mut bucket = Bucket::EMPTY;
+        let mut end = self.start(first_index + 1);
+        walk(src, |first, block| {
+            let mut p = offset + first;
+            let mut rest = block;
+            while rest.len() > 0 {
+                let take = ((end - p) as usize).min(rest.len());
+                let (head, tail) = rest.split_at(take);
+                piece(&mut bucket, p, head);
+                p += take as u64;
+                rest = tail;
+                if p == end {
+                    buckets.push(std::mem::replace(&mut bucket, Bucket::EMPTY));
+                    end = self.start(first_index + buckets.len() as u64 + 1);
+                }
+            }
+            Ok(())
+        })?;
+        if bucket.first.is_some() {
+            buckets.push(bucket);
+        }
+        Ok((first_index, buckets))
+    }
 }
 
 /// Folds the consecutive elements `block`, starting at selection index `p`, into `bucket`.
@@ -280,25 +345,53 @@ mod tests {
     }
 
     #[test]
+    fn threads_give_the_same_buckets() {
+        let (n, data) = crate::reduce::tests::big_f32();
+        let (_dir, registry) = crate::reduce::tests::dataset("<f4", &[n], &data);
+        // One bucket, buckets cut by the split, and buckets of one element at the cut.
+        for buckets in ["1", "3", "1000", "1000000"] {
+            let p = DownsampleParams::parse(Some(buckets)).unwrap();
+            let down = |threads| {
+                crate::reduce::tests::over(&registry, "5:", |src| downsample(src, &p, threads))
+            };
+            let (one, two) = (down(1), down(2));
+            assert_eq!(one.start.len(), buckets.parse::<usize>().unwrap());
+            // As text, where NaN equals NaN.
+            let (one, two) = (
+                one.to_json(Style::JsonString),
+                two.to_json(Style::JsonString),
+            );
+            let at = one.iter().zip(&two).position(|(a, b)| a != b);
+            assert!(
+                one == two,
+                "{buckets}: differ at byte {at:?} of {}",
+                one.len()
+            );
+        }
+    }
+
+    #[test]
+    fn empty_selections_have_no_buckets() {
+        let (_dir, registry) = crate::reduce::tests::dataset("|u1", &[5], &[1, 2, 3, 4, 5]);
+        let p = DownsampleParams::parse(Some("3")).unwrap();
+        for slice in ["9:", "2:2"] {
+            let r = crate::reduce::tests::over(&registry, slice, |src| downsample(src, &p, 2));
+            assert_eq!(r.to_json(Style::JsonNull), b"{\"start\":[],\"first\":[],\"last\":[],\"min\":[],\"max\":[],\"argmin\":[],\"argmax\":[]}");
+        }
+        assert_eq!(Bounds { n: 5, b: 3 }.of(4), 2);
+        assert_eq!(Bounds { n: 5, b: 3 }.of(5), 3);
+    }
+
+    #[test]
     fn pieces_keep_the_first_extreme() {
-        let mut b = Bucket {
-            first: None,
-            last: None,
-            min: None,
-            max: None,
-        };
+        let mut b = Bucket::EMPTY;
         piece(&mut b, 10, Block::F(&[f64::NAN, 2.0, 1.0, 1.0, 5.0]));
         piece(&mut b, 15, Block::F(&[1.0, 5.0, f64::NAN]));
         assert!(matches!(b.first, Some(Value::F(v)) if v.is_nan()));
         assert!(matches!(b.last, Some(Value::F(v)) if v.is_nan()));
         assert_eq!(b.min, Some((Value::F(1.0), 12)));
         assert_eq!(b.max, Some((Value::F(5.0), 14)));
-        let mut all_nan = Bucket {
-            first: None,
-            last: None,
-            min: None,
-            max: None,
-        };
+        let mut all_nan = Bucket::EMPTY;
         piece(&mut all_nan, 0, Block::F(&[f64::NAN; 3]));
         assert_eq!((all_nan.min, all_nan.max), (None, None));
     }

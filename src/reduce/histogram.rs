@@ -20,7 +20,7 @@
 
 use half::f16;
 
-use super::{walk, Block, Num, ReduceError, Source, Value, MAX_RESULT_ENTRIES};
+use super::{in_parts, walk, Block, Num, ReduceError, Source, Value, MAX_RESULT_ENTRIES};
 use crate::dtype::Scalar;
 use crate::encode::number::Style;
 
@@ -168,7 +168,8 @@ fn edges(scalar: Scalar, lo: f64, hi: f64, bins: u64) -> Vec<f64> {
     edges.into_iter().map(|e| to_bin_type(scalar, e)).collect()
 }
 
-/// Computes the histogram of the selection of `src`.
+/// Computes the histogram of the selection of `src` on up to `threads` threads (each counts
+/// a contiguous piece of the selection into its own bins; the bins are added at the end).
 ///
 /// # Errors
 /// [`ReduceError::UnsupportedDtype`] for complex data, [`ReduceError::Cancelled`] and
@@ -176,12 +177,25 @@ fn edges(scalar: Scalar, lo: f64, hi: f64, bins: u64) -> Vec<f64> {
 pub fn histogram(
     src: &Source<'_>,
     params: &HistogramParams,
+    threads: usize,
 ) -> Result<HistogramResult, ReduceError> {
     src.check_dtype()?;
     let scalar = src.dataset.dtype.scalar;
     let (mut lo, mut hi) = match params.range {
         Some(r) => r,
-        None => finite_range(src)?.unwrap_or((0.0, 1.0)),
+        None => {
+            let parts = in_parts(src, threads, |part, _| finite_range(part))?;
+            let (lo, hi) = parts
+                .into_iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (a, b)| {
+                    (lo.min(a), hi.max(b))
+                });
+            if lo <= hi {
+                (lo, hi)
+            } else {
+                (0.0, 1.0)
+            }
+        }
     };
     if lo == hi {
         lo -= 0.5;
@@ -202,37 +216,19 @@ pub fn histogram(
             src.dataset.dtype
         )));
     }
-    let (first, last) = (edges[0], edges[bins as usize]);
-    let scale = bins as f64 / (hi - lo);
-    let top = bins as usize - 1;
-    let mut counts = vec![0u64; bins as usize];
-    let mut nan_count = 0u64;
-    let mut place = |x: f64| {
-        if x.is_nan() {
-            nan_count += 1;
-            return;
-        }
-        if !(x >= first && x <= last) {
-            return;
-        }
-        let guess = ((x - lo) * scale) as usize; // saturating cast; corrected below
-        let mut i = guess.min(top);
-        while i > 0 && x < edges[i] {
-            i -= 1;
-        }
-        while i < top && x >= edges[i + 1] {
-            i += 1;
-        }
-        counts[i] += 1;
+    let bin = Binning {
+        edges: &edges,
+        lo,
+        scale: bins as f64 / (hi - lo),
     };
-    walk(src, |_, block| {
-        match block {
-            Block::F(x) => x.iter().for_each(|&v| place(v)),
-            Block::I(x) => x.iter().for_each(|&v| place(v as f64)),
-            Block::U(x) => x.iter().for_each(|&v| place(v as f64)),
+    let parts = in_parts(src, threads, |part, _| bin.count(part))?;
+    let (mut counts, mut nan_count) = (vec![0u64; bins as usize], 0u64);
+    for (part_counts, part_nans) in parts {
+        for (c, p) in counts.iter_mut().zip(part_counts) {
+            *c += p;
         }
-        Ok(())
-    })?;
+        nan_count += part_nans;
+    }
     let edges = edges
         .into_iter()
         .map(|e| Num::element(scalar, Value::F(e)))
@@ -244,8 +240,55 @@ pub fn histogram(
     })
 }
 
-/// Min and max of the finite values, or `None` when there are none.
-fn finite_range(src: &Source<'_>) -> Result<Option<(f64, f64)>, ReduceError> {
+/// Equal-width bins over their edges (in the bin dtype, strictly increasing).
+struct Binning<'e> {
+    edges: &'e [f64],
+    lo: f64,
+    /// Bins per unit of value, for the first guess of a value's bin.
+    scale: f64,
+}
+
+impl Binning<'_> {
+    /// The count of each bin over the selection of `src`, and its NaN count.
+    fn count(&self, src: &Source<'_>) -> Result<(Vec<u64>, u64), ReduceError> {
+        let edges = self.edges;
+        let bins = edges.len() - 1;
+        let (first, last) = (edges[0], edges[bins]);
+        let top = bins - 1;
+        let mut counts = vec![0u64; bins];
+        let mut nan_count = 0u64;
+        let mut place = |x: f64| {
+            if x.is_nan() {
+                nan_count += 1;
+                return;
+            }
+            if !(x >= first && x <= last) {
+                return;
+            }
+            let guess = ((x - self.lo) * self.scale) as usize; // saturating; corrected below
+            let mut i = guess.min(top);
+            while i > 0 && x < edges[i] {
+                i -= 1;
+            }
+            while i < top && x >= edges[i + 1] {
+                i += 1;
+            }
+            counts[i] += 1;
+        };
+        walk(src, |_, block| {
+            match block {
+                Block::F(x) => x.iter().for_each(|&v| place(v)),
+                Block::I(x) => x.iter().for_each(|&v| place(v as f64)),
+                Block::U(x) => x.iter().for_each(|&v| place(v as f64)),
+            }
+            Ok(())
+        })?;
+        Ok((counts, nan_count))
+    }
+}
+
+/// Min and max of the finite values (`+inf`, `-inf` when there are none).
+fn finite_range(src: &Source<'_>) -> Result<(f64, f64), ReduceError> {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     walk(src, |_, block| {
         let (a, b) = match block {
@@ -263,7 +306,7 @@ fn finite_range(src: &Source<'_>) -> Result<Option<(f64, f64)>, ReduceError> {
         (lo, hi) = (a, b);
         Ok(())
     })?;
-    Ok((lo <= hi).then_some((lo, hi)))
+    Ok((lo, hi))
 }
 
 #[cfg(test)]
@@ -294,6 +337,21 @@ mod tests {
         for bits in 0..0x7c00u16 {
             let v = f64::from(f16::from_bits(bits));
             assert_eq!(f16_nearest(v).to_bits(), bits);
+        }
+    }
+
+    #[test]
+    fn threads_count_the_same() {
+        let (n, data) = crate::reduce::tests::big_f32();
+        let (_dir, registry) = crate::reduce::tests::dataset("<f4", &[n], &data);
+        for (bins, range) in [(Some("7"), None), (Some("1000"), Some("-50,50"))] {
+            let p = HistogramParams::parse(bins, range).unwrap();
+            let hist = |threads| {
+                crate::reduce::tests::over(&registry, "::-1", |src| histogram(src, &p, threads))
+            };
+            let (one, two) = (hist(1), hist(2));
+            assert_eq!(one, two);
+            assert!(one.nan_count > 0 && one.counts.iter().sum::<u64>() > n / 4);
         }
     }
 

@@ -35,6 +35,10 @@ pub const BLOCK_ELEMS: usize = 512;
 /// Bytes read between two checks that the data file still covers the array.
 pub const CHECK_BYTES: u64 = 1 << 20;
 
+/// Selections of fewer elements run on one thread: below a few MiB a second thread costs more
+/// than it saves.
+const MIN_SPLIT_ELEMS: u64 = 1 << 20;
+
 /// Most entries an aggregate answer may hold (reduced cells with `axis=`, bins, buckets).
 pub const MAX_RESULT_ENTRIES: u64 = 1_000_000;
 
@@ -180,6 +184,96 @@ impl Source<'_> {
                 source,
             })
     }
+}
+
+/// Runs `each` over up to `threads` pieces of the selection of `src`, one thread per piece, and
+/// returns the results in output order. The pieces split the selection along its first axis
+/// longer than one (see [`Selection::split`]), so each is contiguous in output order; `each`
+/// also gets the output position of its piece's first element.
+///
+/// # Errors
+/// The first error of a piece, in piece order.
+pub(crate) fn in_parts<T: Send>(
+    src: &Source<'_>,
+    threads: usize,
+    each: impl Fn(&Source<'_>, u64) -> Result<T, ReduceError> + Sync,
+) -> Result<Vec<T>, ReduceError> {
+    if threads <= 1 || src.selection.n_elems() < MIN_SPLIT_ELEMS {
+        return Ok(vec![each(src, 0)?]);
+    }
+    let parts = src.selection.split(threads as u64);
+    let each = &each;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|(selection, first)| {
+                let part = Source { selection, ..*src };
+                scope.spawn(move || each(&part, *first))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
+/// The map offsets of the selection's output rows of `row_len` elements, in output order, when
+/// each row is one contiguous range of the map: the planner's blocks hold whole rows (C-order
+/// data whose selection takes its last axes whole, such as rows of a matrix). `None`
+/// otherwise. Reducers that read such rows themselves make the checks of [`ReadChecks`].
+pub(crate) fn contiguous_rows<'s>(
+    src: &Source<'s>,
+    row_len: u64,
+) -> Option<impl Iterator<Item = usize> + 's> {
+    let layout = src.dataset.layout();
+    let runs = plan::runs(src.selection, &layout);
+    let row_bytes = row_len.checked_mul(layout.itemsize)?;
+    if row_bytes == 0 || runs.max_run_len() % row_bytes != 0 {
+        return None;
+    }
+    Some(runs.flat_map(move |run| {
+        (0..run.len / row_bytes).map(move |i| (run.offset + i * row_bytes) as usize)
+    }))
+}
+
+/// The checks [`walk`] makes between blocks, for a reducer that reads the map itself: before
+/// each piece, the cancel flag and the poisoned map; every [`CHECK_BYTES`], the file length;
+/// at the end, the poisoned map once more.
+pub(crate) struct ReadChecks<'a> {
+    src: &'a Source<'a>,
+    /// Bytes read since the file length was last checked.
+    unchecked: u64,
+}
+
+impl<'a> ReadChecks<'a> {
+    pub(crate) fn start(src: &'a Source<'a>) -> Result<Self, ReduceError> {
+        src.check_dtype()?;
+        src.cancelled()?;
+        src.check_len()?;
+        Ok(ReadChecks { src, unchecked: 0 })
+    }
+
+    /// Called before reading the next `len` bytes.
+    pub(crate) fn before(&mut self, len: u64) -> Result<(), ReduceError> {
+        self.src.cancelled()?;
+        if self.unchecked + len > CHECK_BYTES {
+            self.src.check_len()?;
+            self.unchecked = 0;
+        }
+        self.unchecked += len;
+        Ok(())
+    }
+
+    /// Called once everything was read, before the result is used.
+    pub(crate) fn finish(self) -> Result<(), ReduceError> {
+        self.src.check_poisoned()
+    }
+}
+
+/// The output axis that [`in_parts`] splits: the first one longer than one.
+pub(crate) fn split_axis(selection: &Selection) -> Option<usize> {
+    selection.out_shape().iter().position(|&len| len > 1)
 }
 
 /// The buffer type elements decode into.
@@ -621,8 +715,59 @@ pub(crate) fn write_nested(out: &mut Vec<u8>, shape: &[u64], values: &[Num], sty
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::registry::Registry;
+
+    /// A registry over a temp dir holding one `.npy` named `a` of `dtype`/`shape` with `data`.
+    pub(crate) fn dataset(
+        dtype: &str,
+        shape: &[u64],
+        data: &[u8],
+    ) -> (tempfile::TempDir, Registry) {
+        let dir = tempfile::tempdir().unwrap();
+        let dtype = crate::dtype::DType::parse(dtype).unwrap();
+        let mut bytes = crate::npy::write_header(dtype, shape);
+        bytes.extend_from_slice(data);
+        std::fs::write(dir.path().join("a.npy"), bytes).unwrap();
+        let (registry, skipped) = Registry::scan(dir.path()).unwrap();
+        assert!(skipped.is_empty());
+        (dir, registry)
+    }
+
+    /// Runs `reduce` over the selection `slice` of dataset `a` of `registry`.
+    pub(crate) fn over<T>(
+        registry: &Registry,
+        slice: &str,
+        reduce: impl FnOnce(&Source<'_>) -> Result<T, ReduceError>,
+    ) -> T {
+        let ds = registry.get("a").unwrap();
+        let selection = Selection::parse(slice, &ds.shape).unwrap();
+        let cancel = AtomicBool::new(false);
+        let src = Source {
+            dataset: &ds,
+            selection: &selection,
+            cancel: &cancel,
+        };
+        reduce(&src).unwrap()
+    }
+
+    /// 1.2 million float32 values, over the threshold that splits a walk across threads,
+    /// with NaNs and infinities among them.
+    pub(crate) fn big_f32() -> (u64, Vec<u8>) {
+        let n = 1_200_000u64;
+        let data = (0..n)
+            .flat_map(|i| {
+                let v = match i % 997 {
+                    0 => f32::NAN,
+                    1 if i % 3 == 0 => f32::INFINITY,
+                    _ => ((i as f32) * 0.37).sin() * 100.0,
+                };
+                v.to_le_bytes()
+            })
+            .collect();
+        (n, data)
+    }
 
     #[test]
     fn nums_print_exactly() {

@@ -22,8 +22,14 @@
 
 use std::ops::Range;
 
-use super::{walk, Block, Kind, Num, ReduceError, Source, Value, BLOCK_ELEMS, MAX_RESULT_ENTRIES};
-use crate::encode::number::Style;
+use half::f16;
+
+use super::{
+    contiguous_rows, in_parts, split_axis, walk, Block, Kind, Num, ReadChecks, ReduceError, Source,
+    Value, BLOCK_ELEMS, MAX_RESULT_ENTRIES,
+};
+use crate::dtype::Scalar;
+use crate::encode::number::{Element, Style};
 
 /// Independent accumulators per block loop: enough for the compiler to fill every vector lane
 /// of AVX2 several times over (measured: 16 f64 lanes ran at memory speed).
@@ -192,8 +198,8 @@ impl StatsResult {
     }
 }
 
-/// Computes `params` over the selection of `src`, on up to `threads` threads (used only
-/// without `axis`, where the selection splits into contiguous ranges of its output order).
+/// Computes `params` over the selection of `src`, on up to `threads` threads (the selection
+/// splits into contiguous pieces of its output order along its first axis longer than one).
 ///
 /// # Errors
 /// [`ReduceError::UnsupportedDtype`] for complex data, [`ReduceError::TooLarge`] when `axis`
@@ -211,25 +217,38 @@ pub fn stats(
         m2: params.ops.iter().any(|op| matches!(op, Op::Std | Op::Var)),
         nan_aware: params.nan == NanPolicy::Ignore,
     };
-    let out_shape = src.selection.out_shape();
-    let n = src.selection.n_elems();
     let (shape, summaries) = match params.axis {
-        None => (Vec::new(), vec![whole(src, need, n, threads.max(1))?]),
+        None => {
+            let parts = in_parts(src, threads, |part, _| whole(part, need))?;
+            let total = parts.into_iter().fold(Summary::empty(), Summary::merge);
+            (Vec::new(), vec![total])
+        }
         Some(k) => {
-            let mut shape = out_shape.clone();
-            let len_k = shape.remove(k);
+            let mut shape = src.selection.out_shape();
+            shape.remove(k);
             let cells = shape
                 .iter()
                 .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-                .filter(|&c| c <= MAX_RESULT_ENTRIES)
-                .ok_or_else(|| {
-                    ReduceError::TooLarge(shape.iter().fold(1u64, |a, &d| a.saturating_mul(d)))
-                })?;
-            let inner: u64 = out_shape[k + 1..].iter().product();
-            let summaries = if inner == 1 || len_k == 0 || cells == 0 {
-                along_last(src, kind, need, cells, len_k)?
+                .filter(|&c| c <= MAX_RESULT_ENTRIES);
+            if cells.is_none() {
+                let cells = shape.iter().fold(1u64, |a, &d| a.saturating_mul(d));
+                return Err(ReduceError::TooLarge(cells));
+            }
+            let parts = in_parts(src, threads, |part, _| along(part, kind, need, k))?;
+            // Pieces cut across the reduced axis hold every cell, each over part of the axis;
+            // pieces cut along another axis hold consecutive cells.
+            let summaries = if split_axis(src.selection) == Some(k) {
+                parts
+                    .into_iter()
+                    .reduce(|a, b| {
+                        a.into_iter()
+                            .zip(b)
+                            .map(|(a, b)| Summary::merge(a, b))
+                            .collect()
+                    })
+                    .unwrap_or_default()
             } else {
-                along_outer(src, kind, need, cells, len_k, inner)?
+                parts.concat()
             };
             (shape, summaries)
         }
@@ -250,6 +269,20 @@ pub fn stats(
         shape,
         values,
     })
+}
+
+/// The cells of the selection of `src` reduced along output axis `k`, in C order.
+fn along(src: &Source<'_>, kind: Kind, need: Need, k: usize) -> Result<Vec<Summary>, ReduceError> {
+    let mut shape = src.selection.out_shape();
+    let len_k = shape.remove(k);
+    let cells: u64 = shape.iter().product();
+    // Elements of one cell sit this far apart in output order.
+    let inner: u64 = shape[k..].iter().product();
+    if inner == 1 || len_k == 0 || cells == 0 {
+        along_last(src, need, cells, len_k)
+    } else {
+        along_outer(src, kind, need, cells, len_k, inner)
+    }
 }
 
 /// What the requested ops need computed.
@@ -391,12 +424,13 @@ impl Summary {
             Op::Sum if !float => Num::Int(self.sum_int),
             Op::Sum if poisoned => nan,
             Op::Sum => Num::F64(self.moments.sum),
+            // A NaN that propagates makes NaN before "no value" makes null: `np.mean` and
+            // `np.min` of NaNs alone are NaN too.
+            Op::Mean | Op::Min | Op::Max if poisoned => nan,
             Op::Mean if n_valid == 0 => Num::Null,
             Op::Mean if !float => Num::F64(self.sum_int as f64 / self.n as f64),
-            Op::Mean if poisoned => nan,
             Op::Mean => Num::F64(self.moments.sum / self.moments.n),
             Op::Min | Op::Max if n_valid == 0 => Num::Null,
-            Op::Min | Op::Max if poisoned => nan,
             Op::Min | Op::Max => {
                 let v = match (kind, op == Op::Min) {
                     (Kind::Float, true) => Value::F(self.min_f),
@@ -515,55 +549,40 @@ impl Acc {
     }
 }
 
-/// The whole selection as one cell, split over up to `threads` threads along its first axis.
-fn whole(src: &Source<'_>, need: Need, n: u64, threads: usize) -> Result<Summary, ReduceError> {
-    let one = |src: &Source<'_>| -> Result<Summary, ReduceError> {
-        let mut acc = Acc::new(need);
-        walk(src, |_, block| {
-            acc.add(block);
-            Ok(())
-        })?;
-        Ok(acc.finish())
-    };
-    // Below a few MiB a second thread costs more than it saves.
-    let threads = if n < (1 << 20) { 1 } else { threads as u64 };
-    if threads <= 1 {
-        return one(src);
+/// The whole selection of `src` as one cell.
+fn whole(src: &Source<'_>, need: Need) -> Result<Summary, ReduceError> {
+    let n = src.selection.n_elems();
+    if src.kind() == Kind::Float && need.plain_sum() {
+        if let Some(rows) = contiguous_rows(src, n) {
+            let sums = sum_each_row(src, rows, 1, n)?;
+            return Ok(plain_sum(n, sums[0]));
+        }
     }
-    let parts = src.selection.split(threads);
-    let results: Vec<Result<Summary, ReduceError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = parts
-            .iter()
-            .map(|(selection, _)| {
-                let part = Source { selection, ..*src };
-                scope.spawn(move || one(&part))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
-    let mut total = Summary::empty();
-    for part in results {
-        total = Summary::merge(total, part?);
-    }
-    Ok(total)
+    let mut acc = Acc::new(need);
+    walk(src, |_, block| {
+        acc.add(block);
+        Ok(())
+    })?;
+    Ok(acc.finish())
 }
 
 /// Cells whose elements are consecutive in output order: each cell is `len_k` elements.
 fn along_last(
     src: &Source<'_>,
-    kind: Kind,
     need: Need,
     cells: u64,
     len_k: u64,
 ) -> Result<Vec<Summary>, ReduceError> {
-    let _ = kind;
     let mut out = Vec::with_capacity(cells as usize);
     if len_k == 0 {
         out.resize(cells as usize, Summary::empty());
         return Ok(out);
+    }
+    if src.kind() == Kind::Float && need.plain_sum() {
+        if let Some(rows) = contiguous_rows(src, len_k) {
+            let sums = sum_each_row(src, rows, cells as usize, len_k)?;
+            return Ok(sums.into_iter().map(|sum| plain_sum(len_k, sum)).collect());
+        }
     }
     let mut acc = Acc::new(need);
     let mut left = len_k; // elements the current cell still needs
@@ -584,10 +603,11 @@ fn along_last(
     Ok(out)
 }
 
-/// Per-cell running values for reductions along a non-last axis (struct of arrays, so the
-/// column-wise update vectorises where it can).
+/// Per-cell running values for reductions along a non-last axis (struct of arrays, so each
+/// column-wise update is one vectorised loop over consecutive cells).
 struct Columns {
     need: Need,
+    /// Non-NaN elements per cell; unused by plain float sums, which count every element.
     n_valid: Vec<f64>,
     sum: Vec<f64>,
     mean: Vec<f64>,
@@ -611,16 +631,23 @@ fn along_outer(
 ) -> Result<Vec<Summary>, ReduceError> {
     let c = cells as usize;
     let float = kind == Kind::Float;
+    let plain = float && need.plain_sum();
+    if plain {
+        if let Some(rows) = contiguous_rows(src, inner) {
+            let sums = sum_rows(src, rows, c, len_k, inner as usize)?;
+            return Ok(sums.into_iter().map(|sum| plain_sum(len_k, sum)).collect());
+        }
+    }
     let vec_f = |v: f64, on: bool| if on { vec![v; c] } else { Vec::new() };
     let vec_i = |v: i128, on: bool| if on { vec![v; c] } else { Vec::new() };
     let mut cols = Columns {
         need,
-        n_valid: vec_f(0.0, true),
+        n_valid: vec_f(0.0, !plain),
         sum: vec_f(0.0, float),
         mean: vec_f(0.0, need.m2),
         m2: vec_f(0.0, need.m2),
-        min_f: vec_f(f64::INFINITY, float && need.minmax),
-        max_f: vec_f(f64::NEG_INFINITY, float && need.minmax),
+        min_f: vec_f(f64::INFINITY, float && !plain),
+        max_f: vec_f(f64::NEG_INFINITY, float && !plain),
         sum_int: vec_i(0, !float),
         min_i: vec_i(i128::MAX, !float && need.minmax),
         max_i: vec_i(i128::MIN, !float && need.minmax),
@@ -639,32 +666,191 @@ fn along_outer(
         }
         Ok(())
     })?;
-    let n = len_k;
     Ok((0..c)
         .map(|i| {
+            if plain {
+                return plain_sum(len_k, cols.sum[i]);
+            }
             let mut s = Summary::empty();
-            s.n = n;
-            s.n_nan = n - cols.n_valid[i] as u64;
+            s.n = len_k;
+            let n_valid = cols.n_valid[i];
+            s.n_nan = len_k - n_valid as u64;
+            s.moments.n = n_valid;
             if float {
                 s.moments.sum = cols.sum[i];
             } else {
                 s.sum_int = cols.sum_int[i];
                 s.moments.sum = cols.sum_int[i] as f64;
             }
-            s.moments.n = cols.n_valid[i];
             if need.m2 {
                 s.moments.m2 = cols.m2[i];
             }
-            if need.minmax {
-                if float {
-                    (s.min_f, s.max_f) = (cols.min_f[i], cols.max_f[i]);
-                } else {
-                    (s.min_i, s.max_i) = (cols.min_i[i], cols.max_i[i]);
-                }
+            if float {
+                (s.min_f, s.max_f) = (cols.min_f[i], cols.max_f[i]);
+            } else if need.minmax {
+                (s.min_i, s.max_i) = (cols.min_i[i], cols.max_i[i]);
             }
             s
         })
         .collect())
+}
+
+/// A cell of `n` elements whose float sum, NaN propagated, is `sum`.
+fn plain_sum(n: u64, sum: f64) -> Summary {
+    let mut s = Summary::empty();
+    s.n = n;
+    s.moments.n = n as f64;
+    s.moments.sum = sum;
+    s
+}
+
+/// Cells per tile of [`sum_rows`]: a tile of sums (16 KiB) and of four float32 rows stay in L1.
+const ROW_TILE: usize = 2048;
+
+/// Plain float sums along a non-last axis whose rows of `inner` cells are contiguous in the
+/// map (`rows` are their offsets, in output order; each plane of `len_k` rows reduces into
+/// `inner` consecutive cells). Four rows at a time, decoded straight from the map, so each sum
+/// is loaded and stored once per four rows: measured 2-3x faster than decoding blocks into a
+/// buffer and adding them one row at a time.
+fn sum_rows(
+    src: &Source<'_>,
+    mut rows: impl Iterator<Item = usize>,
+    cells: usize,
+    len_k: u64,
+    inner: usize,
+) -> Result<Vec<f64>, ReduceError> {
+    let mut checks = ReadChecks::start(src)?;
+    let dtype = src.dataset.dtype;
+    let swapped = dtype.is_swapped();
+    let size = dtype.itemsize();
+    let map: &[u8] = &src.dataset.mapped.bytes;
+    let mut sums = vec![0.0; cells];
+    for plane in sums.chunks_exact_mut(inner) {
+        let mut left = len_k;
+        while left > 0 {
+            let group = left.min(4) as usize;
+            let mut starts = [0usize; 4];
+            for start in &mut starts[..group] {
+                *start = rows.next().expect("len_k rows per plane");
+            }
+            for (t, tile) in plane.chunks_mut(ROW_TILE).enumerate() {
+                let from = t * ROW_TILE * size;
+                let bytes = tile.len() * size;
+                checks.before((group * bytes) as u64)?;
+                let row = |g: usize| &map[starts[g] + from..starts[g] + from + bytes];
+                if group == 4 {
+                    let four = [row(0), row(1), row(2), row(3)];
+                    match dtype.scalar {
+                        Scalar::F16 => add_rows4::<f16>(tile, four, swapped),
+                        Scalar::F32 => add_rows4::<f32>(tile, four, swapped),
+                        _ => add_rows4::<f64>(tile, four, swapped),
+                    }
+                } else {
+                    for g in 0..group {
+                        match dtype.scalar {
+                            Scalar::F16 => add_row::<f16>(tile, row(g), swapped),
+                            Scalar::F32 => add_row::<f32>(tile, row(g), swapped),
+                            _ => add_row::<f64>(tile, row(g), swapped),
+                        }
+                    }
+                }
+            }
+            left -= group as u64;
+        }
+    }
+    checks.finish()?;
+    Ok(sums)
+}
+
+/// Plain float sums of `cells` rows of `row_len` elements that are contiguous in the map
+/// (`rows` are their offsets): each row summed straight from the map in blocks of
+/// [`BLOCK_ELEMS`], the blocks combined pairwise as [`Acc`] does, without the decode into a
+/// block buffer first (measured 1.4x faster on float32).
+fn sum_each_row(
+    src: &Source<'_>,
+    rows: impl Iterator<Item = usize>,
+    cells: usize,
+    row_len: u64,
+) -> Result<Vec<f64>, ReduceError> {
+    let mut checks = ReadChecks::start(src)?;
+    let dtype = src.dataset.dtype;
+    let swapped = dtype.is_swapped();
+    let size = dtype.itemsize();
+    let map: &[u8] = &src.dataset.mapped.bytes;
+    let row_bytes = row_len as usize * size;
+    let mut sums = Vec::with_capacity(cells);
+    for start in rows.take(cells) {
+        let mut cascade = Cascade::new(false);
+        for block in map[start..start + row_bytes].chunks(BLOCK_ELEMS * size) {
+            checks.before(block.len() as u64)?;
+            let sum = match dtype.scalar {
+                Scalar::F16 => stored_sum::<f16>(block, swapped),
+                Scalar::F32 => stored_sum::<f32>(block, swapped),
+                _ => stored_sum::<f64>(block, swapped),
+            };
+            cascade.push(Moments {
+                n: (block.len() / size) as f64,
+                sum,
+                m2: 0.0,
+            });
+        }
+        sums.push(cascade.finish().sum);
+    }
+    checks.finish()?;
+    Ok(sums)
+}
+
+/// Sum of a block of stored floats in [`LANES`] independent lanes, as [`float_sum`] does for
+/// decoded ones; NaN propagates.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn stored_sum<E: Element + Into<f64>>(bytes: &[u8], swapped: bool) -> f64 {
+    #[inline(always)]
+    fn lanes<E: Element + Into<f64>, const SWAPPED: bool>(bytes: &[u8]) -> f64 {
+        let mut acc = [0.0f64; LANES];
+        let chunks = bytes.chunks_exact(LANES * E::SIZE);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for l in 0..LANES {
+                acc[l] += E::decode(&c[l * E::SIZE..(l + 1) * E::SIZE], SWAPPED).into();
+            }
+        }
+        for (l, c) in rest.chunks_exact(E::SIZE).enumerate() {
+            acc[l] += E::decode(c, SWAPPED).into();
+        }
+        tree(acc)
+    }
+    if swapped {
+        lanes::<E, true>(bytes)
+    } else {
+        lanes::<E, false>(bytes)
+    }
+}
+
+/// Adds four rows of stored floats to `sum`, element-wise; NaN propagates.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn add_rows4<E: Element + Into<f64>>(sum: &mut [f64], rows: [&[u8]; 4], swapped: bool) {
+    // Branch outside the loop so each loop vectorises (the byte swap becomes a shuffle).
+    #[inline(always)]
+    fn add<E: Element + Into<f64>, const SWAPPED: bool>(sum: &mut [f64], rows: [&[u8]; 4]) {
+        let [a, b, c, d] = rows.map(|r| r.chunks_exact(E::SIZE));
+        let x = |c: &[u8]| -> f64 { E::decode(c, SWAPPED).into() };
+        for (s, (((a, b), c), d)) in sum.iter_mut().zip(a.zip(b).zip(c).zip(d)) {
+            *s += (x(a) + x(b)) + (x(c) + x(d));
+        }
+    }
+    if swapped {
+        add::<E, true>(sum, rows);
+    } else {
+        add::<E, false>(sum, rows);
+    }
+}
+
+/// Adds one row of stored floats to `sum`, element-wise; NaN propagates.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn add_row<E: Element + Into<f64>>(sum: &mut [f64], row: &[u8], swapped: bool) {
+    for (s, c) in sum.iter_mut().zip(row.chunks_exact(E::SIZE)) {
+        *s += E::decode(c, swapped).into();
+    }
 }
 
 impl Columns {
@@ -679,33 +865,25 @@ impl Columns {
     }
 
     fn add_float(&mut self, range: Range<usize>, x: &[f64]) {
-        let need = self.need;
-        if need.plain_sum() {
-            for (s, &v) in self.sum[range.clone()].iter_mut().zip(x) {
-                *s += v;
-            }
-            for c in &mut self.n_valid[range] {
-                *c += 1.0;
-            }
+        if self.n_valid.is_empty() {
+            cols_sum(&mut self.sum[range], x);
             return;
         }
-        for (k, &v) in range.zip(x) {
-            if v.is_nan() {
-                continue;
-            }
-            self.n_valid[k] += 1.0;
-            self.sum[k] += v;
-            if need.minmax {
-                if v < self.min_f[k] {
-                    self.min_f[k] = v;
-                }
-                if v > self.max_f[k] {
-                    self.max_f[k] = v;
-                }
-            }
-            if need.m2 {
-                welford(&mut self.mean[k], &mut self.m2[k], self.n_valid[k], v);
-            }
+        let n_valid = &mut self.n_valid[range.clone()];
+        cols_counted(
+            n_valid,
+            &mut self.sum[range.clone()],
+            &mut self.min_f[range.clone()],
+            &mut self.max_f[range.clone()],
+            x,
+        );
+        if self.need.m2 {
+            cols_welford(
+                n_valid,
+                &mut self.mean[range.clone()],
+                &mut self.m2[range],
+                x,
+            );
         }
     }
 
@@ -727,6 +905,53 @@ impl Columns {
                 );
             }
         }
+    }
+}
+
+/// Adds `x` to the cells' sums; NaN propagates.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn cols_sum(sum: &mut [f64], x: &[f64]) {
+    for (s, &v) in sum.iter_mut().zip(x) {
+        *s += v;
+    }
+}
+
+/// Counts the non-NaN values of `x` into the cells and adds them to their sums, mins and maxes.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn cols_counted(n: &mut [f64], sum: &mut [f64], min: &mut [f64], max: &mut [f64], x: &[f64]) {
+    let len = x.len();
+    let (n, sum, min, max) = (
+        &mut n[..len],
+        &mut sum[..len],
+        &mut min[..len],
+        &mut max[..len],
+    );
+    for i in 0..len {
+        let v = x[i];
+        // NaN compares false everywhere, so it never becomes a min or max.
+        let valid = !v.is_nan();
+        n[i] += if valid { 1.0 } else { 0.0 };
+        sum[i] += if valid { v } else { 0.0 };
+        min[i] = if v < min[i] { v } else { min[i] };
+        max[i] = if v > max[i] { v } else { max[i] };
+    }
+}
+
+/// Welford's update of the cells with the non-NaN values of `x`; `n` already counts them.
+/// Branch-free, so it vectorises: a NaN adds a zero deviation.
+#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn cols_welford(n: &[f64], mean: &mut [f64], m2: &mut [f64], x: &[f64]) {
+    let len = x.len();
+    let (n, mean, m2) = (&n[..len], &mut mean[..len], &mut m2[..len]);
+    for i in 0..len {
+        let v = x[i];
+        let valid = !v.is_nan();
+        let d = if valid { v - mean[i] } else { 0.0 };
+        // `max` keeps a cell that has seen only NaNs at 0 / 1, not 0 / 0.
+        let next = mean[i] + d / n[i].max(1.0);
+        // An infinite value makes this `inf * (inf - inf)`: NaN, as NumPy's variance is.
+        m2[i] += if valid { d * (v - next) } else { 0.0 };
+        mean[i] = next;
     }
 }
 
@@ -802,7 +1027,9 @@ fn float_full(x: &[f64]) -> (f64, f64, f64, f64) {
     (tree(sum), tree(cnt), min, max)
 }
 
-/// Sum of squared deviations from `mean` of the non-NaN values.
+/// Sum of squared deviations from `mean` of the non-NaN values. Only NaN elements are left
+/// out: an infinite value (or an infinite or NaN `mean`) gives a NaN deviation, which makes
+/// the variance NaN, as NumPy's `inf - inf` does.
 #[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
 fn float_m2(x: &[f64], mean: f64) -> f64 {
     let mut acc = [0.0f64; LANES];
@@ -811,12 +1038,12 @@ fn float_m2(x: &[f64], mean: f64) -> f64 {
     for c in chunks {
         for l in 0..LANES {
             let d = c[l] - mean;
-            acc[l] += if d.is_nan() { 0.0 } else { d * d };
+            acc[l] += if c[l].is_nan() { 0.0 } else { d * d };
         }
     }
     for (l, &v) in rest.iter().enumerate() {
         let d = v - mean;
-        acc[l] += if d.is_nan() { 0.0 } else { d * d };
+        acc[l] += if v.is_nan() { 0.0 } else { d * d };
     }
     tree(acc)
 }

@@ -12,10 +12,13 @@ are reduced over HTTP and by NumPy on the same file:
     exact; float sums, means, var and std within the tolerances in README "Aggregates" (relative
     1e-9 for float64 data, 1e-6 for float32/float16 and integer var/std),
     measured against the float64 NumPy result (sums against sum(|x|), as a
-    sum's condition number asks); NaN/inf results are null. Where float64
-    itself overflows (values beyond 1e150 squared, or sums near 1e308) a null
-    against a finite value (or the reverse) is accepted: the order of
-    additions decides overflow there.
+    sum's condition number asks). Answers are asked with nonfinite=string, so
+    NaN, Infinity and -Infinity must match NumPy's exactly: a cell holding ±Inf
+    gives NumPy's inf, -inf or nan (std/var nan: inf - inf), a propagated NaN
+    gives NaN, and null is only for the empty cases README "Aggregates" lists.
+    Where float64 itself overflows (values beyond 1e150 squared, or sums near
+    1e308) a non-finite answer against a finite one (or the reverse) is
+    accepted: the order of additions decides overflow there.
   * /histogram: edges and counts exactly as np.histogram with the range made
     of the finite min and max (README "Aggregates"), NaNs in nan_count.
   * /downsample on 1-d selections: bucket starts, first/last, min/max and
@@ -82,14 +85,6 @@ def same_element(got, ref, dt):
     return np.array(got, dtype=dt.newbyteorder("=")) == np.array(ref, dtype=dt.newbyteorder("="))
 
 
-def close(got, ref, tol, scale, overflow_ok):
-    if ref is None or not math.isfinite(ref):
-        return got is None or (overflow_ok and isinstance(got, float))
-    if got is None:
-        return overflow_ok
-    return abs(got - ref) <= tol * scale + 1e-300
-
-
 class Runner:
     def __init__(self, base, root, seed, cases, max_report):
         self.base = base.rstrip("/")
@@ -133,7 +128,9 @@ class Runner:
             axis = rng.randint(-e.ndim, e.ndim - 1)
         ddof = rng.choice([0, 0, 1, 2])
         nan = rng.choice(["propagate", "ignore"])
-        params = {"slice": sel, "ddof": str(ddof), "nan": nan}
+        # Strings, so that NaN, +Inf and -Inf results are told apart (null is then only for
+        # the empty cells, all-NaN cells with nan=ignore and ddof >= count).
+        params = {"slice": sel, "ddof": str(ddof), "nan": nan, "nonfinite": "string"}
         if ops is not None:
             params["ops"] = ",".join(ops)
         if axis is not None:
@@ -322,20 +319,23 @@ def expect_error(r, code):
 
 
 def reference_stats(e, axis, ddof, nan):
-    """NumPy's answers, in float64 (exact Python ints for integer sums)."""
+    """NumPy's answers, in float64 (exact Python ints for integer sums), and where arrayd
+    answers null instead: `_null_mean` (no value to average, min or max: an empty cell, or
+    all NaN with nan=ignore) and `_null_var` (ddof >= count). With nan=propagate a NaN in a
+    float cell makes every float result NaN, as in NumPy."""
     kind = e.dtype.kind
     x = e.astype(e.dtype.newbyteorder("="))
     ax = axis
-    if kind == "f":
-        f = x.astype(np.float64)
-        isnan = np.isnan(f)
-    else:
-        f = x.astype(np.float64)
-        isnan = np.zeros(x.shape, bool)
+    f = x.astype(np.float64)
+    isnan = np.isnan(f)
     ignore = nan == "ignore" and kind == "f"
-    n_valid = np.sum(~isnan, axis=ax)
-    n_all = np.sum(np.ones(x.shape, bool), axis=ax)
+    n_valid = np.asarray(np.sum(~isnan, axis=ax))
+    n_all = np.asarray(np.sum(np.ones(x.shape, bool), axis=ax))
+    poisoned = np.asarray(np.any(isnan, axis=ax)) & (nan == "propagate")
     ref = {"count": np.asarray(n_valid if nan == "ignore" else n_all)}
+    ref["_poisoned"] = poisoned & (kind == "f")
+    ref["_null_mean"] = (n_valid == 0) & ~poisoned
+    ref["_null_var"] = (n_valid - ddof <= 0) & ~poisoned
     with np.errstate(all="ignore"):
         if kind in "iub":
             ints = x.astype(object) if kind != "b" else x.astype(np.int64).astype(object)
@@ -361,44 +361,77 @@ def reference_stats(e, axis, ddof, nan):
             else:
                 ref[op] = val.astype(object)
         var = np.asarray(np.nanvar(f, axis=ax, ddof=ddof) if ignore else np.var(f, axis=ax, ddof=ddof))
-        dof = np.asarray(n_valid) - ddof
-        var = np.where(dof > 0, var, np.nan)
         ref["var"] = var
         ref["std"] = np.sqrt(var)
-        # scales for the tolerances
-        absx = np.where(isnan, 0.0, np.abs(f))
+        # scales for the tolerances, over the finite values; ±Inf elements are flagged
+        finite = np.isfinite(f)
+        absx = np.where(finite, np.abs(f), 0.0)
         ref["_abssum"] = np.asarray(np.sum(absx, axis=ax))
         ref["_absmax"] = np.asarray(np.max(absx, axis=ax, initial=0.0))
+        ref["_inf"] = np.asarray(np.any(np.isinf(f), axis=ax))
         ref["_n"] = np.asarray(n_all)
     ref["_dtype"] = x.dtype
     return ref
 
 
+NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def same_nonfinite(got, ref):
+    """A NaN or ±Inf result, written as a string (nonfinite=string)."""
+    if math.isnan(ref):
+        return got == "NaN"
+    return got == ("Infinity" if ref > 0 else "-Infinity")
+
+
+def as_float(got):
+    """A float answer: a JSON number, or a nonfinite string; None for anything else."""
+    if isinstance(got, str):
+        return NONFINITE.get(got)
+    if isinstance(got, (int, float)) and not isinstance(got, bool):
+        return float(got)
+    return None
+
+
 def check_value(op, g, r, dt, ref, i):
     kind = dt.kind
+    cell = lambda key: ref[key].ravel()[i]  # noqa: E731
     if op == "count":
         return isinstance(g, int) and g == int(r)
+    if op in ("min", "max", "mean") and cell("_null_mean") or op in ("std", "var") and cell("_null_var"):
+        return g is None
     if op in ("min", "max"):
         if r is None:
             return g is None
-        if kind == "f" and math.isnan(float(r)):
-            return g is None
+        if kind == "f" and not math.isfinite(float(r)):
+            return same_nonfinite(g, float(r))
         return same_element(g, r, dt.newbyteorder("="))
     if op == "sum" and kind in "iub":
         return isinstance(g, int) and not isinstance(g, bool) and g == int(r)
-    tol = 1e-9 if (kind == "f" and dt.itemsize == 8) else 1e-6
-    absmax = float(ref["_absmax"].ravel()[i])
-    n = max(1, int(ref["_n"].ravel()[i]))
     if op == "mean" and kind in "iub":
         return (g is None) if r is None else (g is not None and abs(g - r) <= 1e-12 * abs(r) + 1e-300)
-    r = None if r is None else float(r)
+    tol = 1e-9 if (kind == "f" and dt.itemsize == 8) else 1e-6
+    absmax = float(cell("_absmax"))
+    n = max(1, int(cell("_n")))
+    r = float(r)
+    got = as_float(g)
+    if got is None:
+        return False
     if op in ("sum", "mean"):
-        scale = float(ref["_abssum"].ravel()[i]) / (n if op == "mean" else 1)
-        return close(g, r, tol, scale, absmax * n > 1e300)
-    # var / std
-    overflow = absmax > 1e150
-    scale = abs(r) if r is not None and math.isfinite(r) else 0.0
-    return close(g, r, tol, scale, overflow)
+        scale = float(cell("_abssum")) / (n if op == "mean" else 1)
+        overflow = absmax * n > 1e300
+    else:
+        overflow = absmax > 1e150
+        scale = abs(r) if math.isfinite(r) else 0.0
+    if not math.isfinite(r) or not math.isfinite(got):
+        # A cell holding ±Inf (never left out, unlike NaN) or a NaN that propagates gets
+        # NumPy's non-finite answer whatever the order of additions (inf - inf is nan either
+        # way). Where float64 itself overflows on finite values, the order of additions
+        # decides between a finite answer and a non-finite one.
+        if cell("_inf") or cell("_poisoned") or not overflow:
+            return not math.isfinite(r) and same_nonfinite(g, r)
+        return True
+    return abs(got - r) <= tol * scale + 1e-300
 
 
 def main():
