@@ -104,12 +104,7 @@ pub(super) fn answer(status: StatusCode, head: HeaderMap, body: Body) -> Respons
 
 /// Adds the headers that describe a `/data` answer's body to `head`.
 fn add_head(job: &Job, head: &mut HeaderMap) {
-    let shape = job.selection.out_shape();
-    let shape = shape
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let shape = shape_text(&job.selection.out_shape());
     head.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(job.format.content_type()),
@@ -125,7 +120,31 @@ fn add_head(job: &Job, head: &mut HeaderMap) {
     }
 }
 
+/// A shape as `X-Array-Shape` writes it: `16384,16384` (empty for a 0-d array).
+pub(super) fn shape_text(shape: &[u64]) -> String {
+    let mut n = itoa::Buffer::new();
+    let mut out = String::with_capacity(12 * shape.len());
+    for (i, &d) in shape.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(n.format(d));
+    }
+    out
+}
+
 fn value(text: &str) -> HeaderValue {
     // Dtype strings, digits, commas and dataset names are all visible ASCII.
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn shapes_are_comma_separated() {
+        assert_eq!(super::shape_text(&[16384, 1024]), "16384,1024");
+        assert_eq!(super::shape_text(&[7]), "7");
+        assert_eq!(super::shape_text(&[]), "");
+        assert_eq!(super::shape_text(&[0, u64::MAX]), "0,18446744073709551615");
+    }
 }

@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::cache::{Outcome, Validators};
-use super::data::{answer, X_ARRAY_DTYPE, X_ARRAY_SHAPE};
+use super::data::{answer, shape_text, X_ARRAY_DTYPE, X_ARRAY_SHAPE};
 use super::error::{Error, Result};
 use super::extract::Path;
 use super::range::{self, ByteRange, RangeSpec};
@@ -58,7 +58,7 @@ pub(super) async fn get(
         Outcome::Serve { use_range } => use_range,
     };
     head.insert(X_ARRAY_DTYPE.clone(), value(&dataset.dtype.descr()));
-    head.insert(X_ARRAY_SHAPE.clone(), value(&shape(&dataset.shape)));
+    head.insert(X_ARRAY_SHAPE.clone(), value(&shape_text(&dataset.shape)));
     let len = dataset.nbytes;
     let range_header = request
         .get(header::RANGE)
@@ -202,14 +202,6 @@ fn run(dataset: &Dataset, r: ByteRange) -> Run {
         offset: dataset.offset + r.start,
         len: r.len(),
     }
-}
-
-fn shape(shape: &[u64]) -> String {
-    shape
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn value(text: &str) -> HeaderValue {
