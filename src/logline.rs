@@ -5,16 +5,122 @@
 //! `Debug`, the date recomputed each time; README "Performance"). This one writes integers
 //! and plain strings as they are, quotes a string only when it holds a space, a quote, `=`
 //! or a control character, and formats the date once a second per thread.
+//!
+//! The one line per request is dearer still through tracing (dispatch, field visiting), so
+//! [`RequestLine`] writes the same text straight into the log buffer when the binary installed
+//! one with [`direct_requests`] (text logs only); otherwise it goes out as a tracing event.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use std::sync::OnceLock;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+
+use crate::logsink::LogSink;
+
+/// The target of request lines: `--log info,arrayd::request=warn` turns them off.
+pub const REQUEST_TARGET: &str = "arrayd::request";
+
+/// Where request lines go directly, when the binary said so.
+static DIRECT: OnceLock<LogSink> = OnceLock::new();
+
+/// Sends [`RequestLine`]s straight into `sink` (the sink the text format writes to), so that
+/// they skip tracing's dispatch; the filter still decides whether they are written.
+pub fn direct_requests(sink: LogSink) {
+    let _ = DIRECT.set(sink);
+}
+
+/// One answered request, as logged when its body is done.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLine<'a> {
+    /// `GET`, `HEAD`, ...
+    pub method: &'static str,
+    /// The route template, or `unmatched`.
+    pub route: &'static str,
+    /// The status code.
+    pub status: u16,
+    /// Body bytes sent.
+    pub bytes: u64,
+    /// Whether the body reached its end (not cut or dropped).
+    pub complete: bool,
+    /// Microseconds from the request head to the end of the body.
+    pub us: u64,
+    /// The request id, as echoed.
+    pub request_id: &'a str,
+}
+
+impl RequestLine<'_> {
+    /// Logs the line at INFO under [`REQUEST_TARGET`]: the same text as the tracing event
+    /// through [`LineFormat`] (a test holds them equal).
+    pub fn log(&self) {
+        if !tracing::enabled!(target: REQUEST_TARGET, tracing::Level::INFO) {
+            return;
+        }
+        match DIRECT.get() {
+            Some(sink) => sink.append(|buffer| {
+                // Writing into a Vec cannot fail.
+                let _ = self.write(&mut ToBytes(buffer));
+            }),
+            None => tracing::info!(
+                target: REQUEST_TARGET,
+                method = self.method,
+                route = self.route,
+                status = self.status,
+                bytes = self.bytes,
+                complete = self.complete,
+                us = self.us,
+                request_id = self.request_id,
+                "request"
+            ),
+        }
+    }
+
+    /// The whole line, newline included, as [`LineFormat`] writes the event.
+    fn write(&self, out: &mut impl Write) -> fmt::Result {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        write_time(out, now.as_secs(), now.subsec_micros())?;
+        let mut int = itoa::Buffer::new();
+        out.write_str("  INFO arrayd::request: request method=")?;
+        out.write_str(self.method)?;
+        out.write_str(" route=")?;
+        out.write_str(self.route)?;
+        out.write_str(" status=")?;
+        out.write_str(int.format(self.status))?;
+        out.write_str(" bytes=")?;
+        out.write_str(int.format(self.bytes))?;
+        out.write_str(if self.complete {
+            " complete=true us="
+        } else {
+            " complete=false us="
+        })?;
+        out.write_str(int.format(self.us))?;
+        out.write_str(" request_id=")?;
+        if needs_quotes(self.request_id) {
+            write!(out, "{:?}", self.request_id)?;
+        } else {
+            out.write_str(self.request_id)?;
+        }
+        out.write_char('\n')
+    }
+}
+
+/// `fmt::Write` into a byte buffer.
+struct ToBytes<'a>(&'a mut Vec<u8>);
+
+impl Write for ToBytes<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
 
 /// The [`FormatEvent`] of text logs.
 #[derive(Debug, Default, Clone, Copy)]
@@ -246,5 +352,56 @@ mod tests {
             lines[1]
         );
         assert_eq!(lines[0].as_bytes()[10], b'T');
+    }
+
+    /// The line written straight into the buffer is the tracing event's line, time aside.
+    #[test]
+    fn a_direct_request_line_is_the_events_line() {
+        use tracing_subscriber::fmt::MakeWriter;
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl<'a> MakeWriter<'a> for Buf {
+            type Writer = Buf;
+            fn make_writer(&'a self) -> Buf {
+                self.clone()
+            }
+        }
+        for (request_id, complete) in [("0a1b-2", true), ("with space", false)] {
+            let line = RequestLine {
+                method: "GET",
+                route: "/v1/datasets/{name}/data",
+                status: 206,
+                bytes: 4096,
+                complete,
+                us: 57,
+                request_id,
+            };
+            let buf = Buf::default();
+            let subscriber = tracing_subscriber::fmt()
+                .event_format(LineFormat)
+                .with_writer(buf.clone())
+                .finish();
+            // No direct sink in this process: `log` sends the event.
+            tracing::subscriber::with_default(subscriber, || line.log());
+            let event = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            let mut direct = String::new();
+            line.write(&mut direct).unwrap();
+            // The first 27 bytes are the time.
+            assert_eq!(event[27..], direct[27..], "{event}{direct}");
+            assert!(direct.ends_with(if complete {
+                "complete=true us=57 request_id=0a1b-2\n"
+            } else {
+                "complete=false us=57 request_id=\"with space\"\n"
+            }));
+        }
     }
 }

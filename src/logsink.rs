@@ -103,8 +103,10 @@ fn write_loop<W: Write>(shared: &Shared, mut out: W) {
     }
 }
 
-impl Write for LogSink {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+impl LogSink {
+    /// Lets `write` append to the buffer in place (after waiting for room like any write):
+    /// the request line is formatted straight into it, without a copy (see `logline`).
+    pub fn append(&self, write: impl FnOnce(&mut Vec<u8>)) {
         let shared = &*self.0;
         let mut buffer = shared.lock();
         while buffer.bytes.len() >= MAX_BYTES && !buffer.closed {
@@ -113,12 +115,18 @@ impl Write for LogSink {
                 .wait(buffer)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        buffer.bytes.extend_from_slice(bytes);
+        write(&mut buffer.bytes);
         let full = buffer.bytes.len() >= FLUSH_BYTES;
         drop(buffer);
         if full {
             shared.filled.notify_one();
         }
+    }
+}
+
+impl Write for LogSink {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.append(|buffer| buffer.extend_from_slice(bytes));
         Ok(bytes.len())
     }
 

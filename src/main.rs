@@ -65,9 +65,13 @@ fn init_tracing(filter: &str, format: LogFormat, writer: LogSink) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
-        .with_writer(writer);
+        .with_writer(writer.clone());
     match format {
-        LogFormat::Text => builder.event_format(LineFormat).init(),
+        LogFormat::Text => {
+            // Request lines go straight into the buffer the text format writes to.
+            arrayd::logline::direct_requests(writer);
+            builder.event_format(LineFormat).init();
+        }
         LogFormat::Json => builder.json().init(),
     }
 }

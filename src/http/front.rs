@@ -222,7 +222,7 @@ impl Drop for Done {
     fn drop(&mut self) {
         self.state.metrics.sent(self.route, self.bytes);
         // Fields of plain types (integers, `&str`, no floats): formatting them is most of a
-        // request line's cost (README "Performance").
+        // request line's cost; the usual line skips tracing altogether (README "Performance").
         let request_id = self.request_id.to_str().unwrap_or("-");
         let us = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
         let method = super::metrics::method_label(&self.method);
@@ -239,17 +239,16 @@ impl Drop for Done {
                 cause = %cause.0,
                 "request failed"
             ),
-            None => tracing::info!(
-                target: "arrayd::request",
+            None => crate::logline::RequestLine {
                 method,
-                route = self.route,
+                route: self.route,
                 status,
-                bytes = self.bytes,
-                complete = self.complete,
+                bytes: self.bytes,
+                complete: self.complete,
                 us,
                 request_id,
-                "request"
-            ),
+            }
+            .log(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! of the server already count (streams, reductions, datasets, mapped bytes, SIGBUS faults,
 //! rescans) are read when a scrape comes, not kept twice.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -43,6 +44,9 @@ struct BuildLabels {
 /// Every series the server exports.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Tells this instance's handles apart in the per-thread cache (tests run several
+    /// servers in one process).
+    id: u64,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     duration: Family<RouteLabels, Histogram>,
@@ -150,7 +154,9 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "The running build", build);
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         Metrics {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             registry,
             requests,
             duration,
@@ -172,23 +178,26 @@ impl Metrics {
         status: StatusCode,
         head: Duration,
     ) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                route,
-                method: method_label(method),
-                status: status.as_u16(),
-            })
-            .inc();
-        self.duration
-            .get_or_create(&RouteLabels { route })
-            .observe(head.as_secs_f64());
+        let (method, status) = (method_label(method), status.as_u16());
+        HANDLES.with(|handles| {
+            let mut handles = handles.borrow_mut();
+            handles.requests(self, route, method, status).inc();
+            handles
+                .route(self, route)
+                .duration
+                .observe(head.as_secs_f64());
+        });
     }
 
     /// Counts the body bytes of an answer once it is sent (or cut).
     pub(super) fn sent(&self, route: &'static str, bytes: u64) {
-        self.body_bytes
-            .get_or_create(&RouteLabels { route })
-            .inc_by(bytes);
+        HANDLES.with(|handles| {
+            handles
+                .borrow_mut()
+                .route(self, route)
+                .body_bytes
+                .inc_by(bytes);
+        });
     }
 
     fn render(&self, state: &AppState) -> String {
@@ -216,6 +225,80 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+thread_local! {
+    static HANDLES: RefCell<Handles> = RefCell::default();
+}
+
+/// Handles of the request series, cloned out of the families once per thread and label set.
+///
+/// A family lookup hashes the labels and takes the family's lock, about 1k instructions a
+/// request for the three series (README "Performance"); a handle is the family's own series
+/// (an `Arc`), so counting through it is counting in the family. Found again by a short
+/// linear search: label sets are few (routes, methods and statuses seen).
+#[derive(Default)]
+struct Handles {
+    requests: Vec<(u64, RequestLabels, Counter)>,
+    routes: Vec<(u64, &'static str, RouteHandles)>,
+}
+
+/// The per-route series of one route.
+struct RouteHandles {
+    duration: Histogram,
+    body_bytes: Counter,
+}
+
+/// Label sets kept per thread and kind; past it the cache starts over (it never should).
+const KEEP_HANDLES: usize = 1024;
+
+impl Handles {
+    fn requests(
+        &mut self,
+        metrics: &Metrics,
+        route: &'static str,
+        method: &'static str,
+        status: u16,
+    ) -> &Counter {
+        let labels = RequestLabels {
+            route,
+            method,
+            status,
+        };
+        let found = self
+            .requests
+            .iter()
+            .position(|(id, seen, _)| *id == metrics.id && *seen == labels);
+        let i = found.unwrap_or_else(|| {
+            if self.requests.len() >= KEEP_HANDLES {
+                self.requests.clear();
+            }
+            let counter = metrics.requests.get_or_create(&labels).clone();
+            self.requests.push((metrics.id, labels, counter));
+            self.requests.len() - 1
+        });
+        &self.requests[i].2
+    }
+
+    fn route(&mut self, metrics: &Metrics, route: &'static str) -> &RouteHandles {
+        let found = self
+            .routes
+            .iter()
+            .position(|(id, seen, _)| *id == metrics.id && *seen == route);
+        let i = found.unwrap_or_else(|| {
+            if self.routes.len() >= KEEP_HANDLES {
+                self.routes.clear();
+            }
+            let labels = RouteLabels { route };
+            let handles = RouteHandles {
+                duration: metrics.duration.get_or_create(&labels).clone(),
+                body_bytes: metrics.body_bytes.get_or_create(&labels).clone(),
+            };
+            self.routes.push((metrics.id, route, handles));
+            self.routes.len() - 1
+        });
+        &self.routes[i].2
     }
 }
 
@@ -263,4 +346,47 @@ pub(super) async fn get(State(state): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts through the per-thread handles land in each instance's own families.
+    #[test]
+    fn cached_handles_count_in_their_own_families() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        let route = route_label("/v1/datasets/{name}/data");
+        let ms = Duration::from_millis(1);
+        for _ in 0..3 {
+            a.answered(route, &Method::GET, StatusCode::OK, ms);
+            a.sent(route, 10);
+        }
+        b.answered(route, &Method::GET, StatusCode::OK, ms);
+        b.answered(route, &Method::HEAD, StatusCode::NOT_FOUND, ms);
+        let count = |m: &Metrics, method, status| {
+            m.requests
+                .get_or_create(&RequestLabels {
+                    route,
+                    method,
+                    status,
+                })
+                .get()
+        };
+        assert_eq!(count(&a, "GET", 200), 3);
+        assert_eq!(count(&b, "GET", 200), 1);
+        assert_eq!(count(&b, "HEAD", 404), 1);
+        assert_eq!(count(&a, "HEAD", 404), 0);
+        let labels = RouteLabels { route };
+        assert_eq!(a.body_bytes.get_or_create(&labels).get(), 30);
+        assert_eq!(b.body_bytes.get_or_create(&labels).get(), 0);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &a.registry).unwrap();
+        assert!(
+            text.contains(
+                "arrayd_http_request_duration_seconds_count{route=\"/v1/datasets/{name}/data\"} 3"
+            ),
+            "{text}"
+        );
+    }
 }

@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::cache::{Outcome, Validators};
-use super::data::{X_ARRAY_DTYPE, X_ARRAY_SHAPE};
+use super::data::{answer, shape_text, X_ARRAY_DTYPE, X_ARRAY_SHAPE};
 use super::error::{Error, Result};
 use super::extract::Path;
 use super::range::{self, ByteRange, RangeSpec};
@@ -49,7 +49,8 @@ pub(super) async fn get(
 ) -> Result<Response> {
     let dataset = state.dataset(&name)?;
     let validators = Validators::raw(&dataset);
-    let mut head = HeaderMap::new();
+    // Filled in place and moved into the answer whole, as in `data`.
+    let mut head = HeaderMap::with_capacity(12);
     validators.headers(&mut head);
     head.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let use_range = match validators.evaluate(&request, SystemTime::now()) {
@@ -57,7 +58,7 @@ pub(super) async fn get(
         Outcome::Serve { use_range } => use_range,
     };
     head.insert(X_ARRAY_DTYPE.clone(), value(&dataset.dtype.descr()));
-    head.insert(X_ARRAY_SHAPE.clone(), value(&shape(&dataset.shape)));
+    head.insert(X_ARRAY_SHAPE.clone(), value(&shape_text(&dataset.shape)));
     let len = dataset.nbytes;
     let range_header = request
         .get(header::RANGE)
@@ -78,10 +79,10 @@ pub(super) async fn get(
         }
     };
     if method == Method::HEAD {
-        return Ok((status, head, Body::empty()).into_response());
+        return Ok(answer(status, head, Body::empty()));
     }
     let body = body.into_body(dataset, &state)?;
-    Ok((status, head, body).into_response())
+    Ok(answer(status, head, body))
 }
 
 /// A body decided but not started: started only for `GET`. Zarr chunks use it too.
@@ -201,14 +202,6 @@ fn run(dataset: &Dataset, r: ByteRange) -> Run {
         offset: dataset.offset + r.start,
         len: r.len(),
     }
-}
-
-fn shape(shape: &[u64]) -> String {
-    shape
-        .iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn value(text: &str) -> HeaderValue {
