@@ -1,4 +1,4 @@
-//! A dataset: a named N-d array backed by one region of one mapped file (DESIGN
+//! A dataset: a named N-d array backed by one region of one mapped file (docs/design.md
 //! "Vocabulary"). It owns its memory map, so the map lives exactly as long as the last request
 //! that reads it.
 //!
@@ -130,7 +130,7 @@ fn page_size() -> usize {
     })
 }
 
-/// The JSON description of a dataset: DESIGN's META.
+/// The JSON description of a dataset: META in README "API".
 #[derive(Debug, Serialize)]
 pub struct Meta<'a> {
     /// Dataset name.

@@ -40,7 +40,7 @@ use crate::registration::Registration;
 use crate::rescan::{self, RescanReport};
 use crate::state::StateDir;
 
-/// Longest dataset name, DESIGN: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}`.
+/// Longest dataset name, README "Datasets": `[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}`.
 const MAX_NAME_LEN: usize = 200;
 
 /// Suffix of raw-array descriptors.
@@ -645,7 +645,7 @@ fn resolve_inside(root: &Path, path: &Path, rel: &str) -> Result<PathBuf, Datase
     Ok(real)
 }
 
-/// A raw-array descriptor, DESIGN `*.array.json`.
+/// A raw-array descriptor, README "Datasets" `*.array.json`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Descriptor {

@@ -11,7 +11,7 @@
 //!   copied out on the async worker with `preadv2(RWF_NOWAIT)` ([`Dataset::read_cached`]),
 //!   which never waits for the disk and never touches the map. A blocking-thread hop and a
 //!   channel would cost more than the copy for the 4 KiB reads this path exists for
-//!   (README "Performance of /raw").
+//!   (README "Performance", the /raw rows).
 //! - Anything else (large, or not cached) streams through [`stream::raw_body`], exactly
 //!   like `bin`: zero-copy slices of the map in chunks of
 //!   `--chunk-bytes`, each populated before it is handed to hyper, so no async worker takes a

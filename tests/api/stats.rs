@@ -108,8 +108,8 @@ fn sparse_f32(path: &std::path::Path, n: u64) {
     file.set_len(header + 4 * n).unwrap();
 }
 
-/// Two reductions over 256 MiB each are in flight; `/healthz` must still answer within 50 ms,
-/// and once the clients go away both reductions stop (the cancel counter rises) well before
+/// Two reductions over 256 MiB each are in flight; `/healthz` must still answer about as fast as
+/// it did before they started (a relative bound, since other tests share the machine), and once the clients go away both reductions stop (the cancel counter rises) well before
 /// they would have finished.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthz_stays_live_and_disconnects_cancel() {
@@ -117,6 +117,12 @@ async fn healthz_stays_live_and_disconnects_cancel() {
     sparse_f32(&dir.path().join("big.npy"), 64 << 20);
     let app = spawn_app(dir.path()).await;
     let before = arrayd::reduce::cancelled_count();
+    let mut baseline = Duration::ZERO;
+    for _ in 0..10 {
+        let t = Instant::now();
+        assert_eq!(app.get("/healthz").await.status(), 200);
+        baseline = baseline.max(t.elapsed());
+    }
     // `axis=0` of a 1-d selection: one cell, one thread each, so both run at once.
     let url = format!("{}/v1/datasets/big/stats?ops=sum,var,min&axis=0", app.base);
     let started = Instant::now();
@@ -137,7 +143,14 @@ async fn healthz_stays_live_and_disconnects_cancel() {
         "the reductions finished in {:?}, too fast for this test to mean anything",
         started.elapsed()
     );
-    assert!(worst < Duration::from_millis(50), "/healthz took {worst:?}");
+    // A /healthz queued behind a reduction would wait for it: longer than the sampling above,
+    // which the reductions outlast. Four times the unloaded worst plus 100 ms of slack for a
+    // loaded machine is far below that and far above scheduling noise.
+    let bound = baseline * 4 + Duration::from_millis(100);
+    assert!(
+        worst < bound,
+        "/healthz took {worst:?} under load, {baseline:?} before it"
+    );
 
     for r in &reductions {
         r.abort();
