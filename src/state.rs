@@ -83,6 +83,24 @@ impl StateDir {
         sync_dir(&self.datasets)
     }
 
+    /// Creates `datasets/` if needed and writes and removes a temporary file in it, so a
+    /// server that accepts registrations learns at start, not at the first `POST`, that it
+    /// cannot keep them (a read-only or foreign-owned volume). The probe file is named like a
+    /// save's temporary file, so a crash between its write and its removal leaves nothing that
+    /// loading reads or that the stale-file sweep would not remove.
+    ///
+    /// # Errors
+    /// The I/O error of the first step that failed.
+    pub fn probe_writable(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.datasets)?;
+        let probe = self
+            .datasets
+            .join(format!(".probe.json.tmp-{}-w", std::process::id()));
+        let written = write_synced(&probe, b"");
+        let _ = std::fs::remove_file(&probe);
+        written
+    }
+
     /// Removes the registration of `name`, durably. A file already gone is not an error.
     ///
     /// # Errors
@@ -179,6 +197,19 @@ mod tests {
         state.remove("a").unwrap();
         state.remove("a").unwrap();
         assert_eq!(state.load().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn probe_writable_leaves_nothing_and_reports_a_read_only_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(&dir.path().join("state"));
+        state.probe_writable().unwrap();
+        let files = std::fs::read_dir(dir.path().join("state/datasets")).unwrap();
+        assert_eq!(files.count(), 0);
+        // A regular file where the folder should be cannot hold registrations, for root too.
+        let blocked = StateDir::new(&dir.path().join("file"));
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        assert!(blocked.probe_writable().is_err());
     }
 
     #[test]

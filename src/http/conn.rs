@@ -25,7 +25,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -76,6 +76,9 @@ pub(crate) struct Activity {
     idle_since_ms: AtomicU64,
     /// When the first byte of the next head arrived (ms since [`epoch`]), or [`NO_HEAD`].
     head_since_ms: AtomicU64,
+    /// Set when the server stops with this connection still open: its socket is then reset
+    /// on close (see [`ConnIo`]'s `Drop`).
+    cut: AtomicBool,
 }
 
 /// `head_since_ms` while no byte of a next head has arrived.
@@ -103,6 +106,7 @@ impl Activity {
             idle_since_ms: AtomicU64::new(now),
             // A new connection owes its first head from the start.
             head_since_ms: AtomicU64::new(now),
+            cut: AtomicBool::new(false),
         }
     }
 
@@ -171,6 +175,7 @@ pub(super) async fn serve_connection(
         read_timer: None,
         write_timer: None,
     };
+    let watch = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         activity.head_done();
         request.extensions_mut().insert(Arc::clone(&activity));
@@ -199,7 +204,10 @@ pub(super) async fn serve_connection(
                 match now {
                     Phase::Serving => {}
                     Phase::Draining => conn.as_mut().graceful_shutdown(),
-                    Phase::Stopped => return,
+                    Phase::Stopped => {
+                        watch.cut.store(true, Ordering::Relaxed);
+                        return;
+                    }
                 }
             }
         }
@@ -223,6 +231,18 @@ struct ConnIo {
     read_timer: Option<Pin<Box<Sleep>>>,
     /// Armed when a write found the socket full; disarmed by any progress.
     write_timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Drop for ConnIo {
+    fn drop(&mut self) {
+        // A connection the server stops under may hold megabytes of an answer in its send
+        // buffer. A plain close would queue the FIN behind them, and when the process is a
+        // container's, its network namespace goes away before they drain: the client would
+        // wait for bytes that never come. A reset tells it at once that the answer was cut.
+        if self.activity.cut.load(Ordering::Relaxed) {
+            let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+        }
+    }
 }
 
 /// Longest answer head that can be one of hyper's error answers.
