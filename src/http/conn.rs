@@ -25,7 +25,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
@@ -76,9 +76,6 @@ pub(crate) struct Activity {
     idle_since_ms: AtomicU64,
     /// When the first byte of the next head arrived (ms since [`epoch`]), or [`NO_HEAD`].
     head_since_ms: AtomicU64,
-    /// Set when the server stops with this connection still open: its socket is then reset
-    /// on close (see [`ConnIo`]'s `Drop`).
-    cut: AtomicBool,
 }
 
 /// `head_since_ms` while no byte of a next head has arrived.
@@ -106,7 +103,6 @@ impl Activity {
             idle_since_ms: AtomicU64::new(now),
             // A new connection owes its first head from the start.
             head_since_ms: AtomicU64::new(now),
-            cut: AtomicBool::new(false),
         }
     }
 
@@ -174,8 +170,8 @@ pub(super) async fn serve_connection(
         limits,
         read_timer: None,
         write_timer: None,
+        phase: phase.clone(),
     };
-    let watch = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
         activity.head_done();
         request.extensions_mut().insert(Arc::clone(&activity));
@@ -204,10 +200,7 @@ pub(super) async fn serve_connection(
                 match now {
                     Phase::Serving => {}
                     Phase::Draining => conn.as_mut().graceful_shutdown(),
-                    Phase::Stopped => {
-                        watch.cut.store(true, Ordering::Relaxed);
-                        return;
-                    }
+                    Phase::Stopped => return,
                 }
             }
         }
@@ -231,6 +224,8 @@ struct ConnIo {
     read_timer: Option<Pin<Box<Sleep>>>,
     /// Armed when a write found the socket full; disarmed by any progress.
     write_timer: Option<Pin<Box<Sleep>>>,
+    /// The server's phase: a connection dropped once it is [`Phase::Stopped`] is being cut.
+    phase: watch::Receiver<Phase>,
 }
 
 impl Drop for ConnIo {
@@ -239,7 +234,9 @@ impl Drop for ConnIo {
         // buffer. A plain close would queue the FIN behind them, and when the process is a
         // container's, its network namespace goes away before they drain: the client would
         // wait for bytes that never come. A reset tells it at once that the answer was cut.
-        if self.activity.cut.load(Ordering::Relaxed) {
+        // Checked on drop, not where the loop sees the phase change: a runtime shutting down
+        // drops its connection tasks without running them again.
+        if *self.phase.borrow() == Phase::Stopped {
             let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
         }
     }

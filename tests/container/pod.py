@@ -46,6 +46,9 @@ def cleanup():
     for name in podman("volume", "ls", "--format", "{{.Name}}").stdout.split():
         if name.startswith(PREFIX):
             podman("volume", "rm", "-f", name, check=False)
+    for name in podman("network", "ls", "--format", "{{.Name}}").stdout.split():
+        if name.startswith(PREFIX):
+            podman("network", "rm", "-f", name, check=False)
 
 
 def free_port():

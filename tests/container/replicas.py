@@ -292,7 +292,7 @@ def main():
           f"{row} {load.errors.get('SIGKILL one')}")
     if load.errors.get("SIGKILL one"):
         print(f"  failures at the kill: {load.errors['SIGKILL one']}", flush=True)
-    return check.summary("container replicas")
+    return check.summary("container-replicas")
 
 
 if __name__ == "__main__":
