@@ -33,8 +33,8 @@ FROM ${BINARY} AS binary
 FROM ${RUNTIME_IMAGE}
 # A fixed uid/gid so a volume's owner can be set from outside (chown 10001 on the host,
 # runAsUser/fsGroup 10001 in Kubernetes).
-RUN groupadd --system --gid 10001 arrayd \
-    && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+RUN groupadd --gid 10001 arrayd \
+    && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin arrayd \
     && mkdir -p /data /state \
     && chown 10001:10001 /state
