@@ -75,7 +75,7 @@ impl StateDir {
         // A leading dot: never a valid dataset name, so never mistaken for a registration.
         let tmp = self
             .datasets
-            .join(format!(".{name}{SUFFIX}.tmp-{}-{n}", std::process::id()));
+            .join(format!(".{name}{SUFFIX}.tmp-{}-{n}", process_tag()));
         let written = write_synced(&tmp, contents);
         let linked = written.and_then(|()| std::fs::hard_link(&tmp, self.file_of(name)));
         let _ = std::fs::remove_file(&tmp);
@@ -95,7 +95,7 @@ impl StateDir {
         std::fs::create_dir_all(&self.datasets)?;
         let probe = self
             .datasets
-            .join(format!(".probe.json.tmp-{}-w", std::process::id()));
+            .join(format!(".probe.json.tmp-{}-w", process_tag()));
         let written = write_synced(&probe, b"");
         let _ = std::fs::remove_file(&probe);
         written
@@ -149,6 +149,20 @@ impl StateDir {
         entries.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(entries)
     }
+}
+
+/// What makes this process's temporary names its own on a state directory that replicas
+/// share: the pid and a random number. The pid alone is not enough: every container's
+/// server is pid 1, and two saves of one name under one temporary name would remove each
+/// other's file.
+fn process_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        format!("{}-{:016x}", std::process::id(), h.finish())
+    })
 }
 
 /// Removes the temporary file at `path` if it is older than [`STALE_TEMP`].
