@@ -6,13 +6,11 @@
 #   docker run --rm -p 8080:8080 -v "$PWD/data:/data:ro" -v arrayd-state:/state arrayd
 #
 # The base images are build arguments so the file builds where no registry is reachable (the
-# project's container test feeds a locally made Debian bookworm base). BINARY=prebuilt takes
-# target/release/arrayd (or PREBUILT_BINARY) from the build context instead of compiling it
-# (the test builds it with cargo first); the runtime stage is the same either way.
+# project's container test feeds a locally made Debian bookworm base). `--target prebuilt`
+# takes target/release/arrayd (or PREBUILT_BINARY) from the build context instead of
+# compiling it (the test builds it with cargo first); it is the same runtime stage either way.
 ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
-ARG BINARY=compile
-ARG PREBUILT_BINARY=target/release/arrayd
 
 FROM ${RUST_IMAGE} AS compile
 WORKDIR /src
@@ -23,14 +21,8 @@ RUN cargo build --release --locked \
     && install -D -m 0755 target/release/arrayd /out/arrayd \
     && strip /out/arrayd
 
-FROM ${RUNTIME_IMAGE} AS prebuilt
-ARG PREBUILT_BINARY
-COPY ${PREBUILT_BINARY} /out/arrayd
-
-# Only the stage BINARY names is built (BuildKit and buildah skip unused stages).
-FROM ${BINARY} AS binary
-
-FROM ${RUNTIME_IMAGE}
+# Everything the image is but the binary.
+FROM ${RUNTIME_IMAGE} AS runtime
 # A fixed uid/gid so a volume's owner can be set from outside (chown 10001 on the host,
 # runAsUser/fsGroup 10001 in Kubernetes).
 RUN groupadd --gid 10001 arrayd \
@@ -38,7 +30,6 @@ RUN groupadd --gid 10001 arrayd \
        --shell /usr/sbin/nologin arrayd \
     && mkdir -p /data /state \
     && chown 10001:10001 /state
-COPY --from=binary /out/arrayd /usr/local/bin/arrayd
 USER 10001:10001
 # Tokens are files (Docker and Kubernetes secrets under /run/secrets): set
 # ARRAYD_READ_TOKEN_FILE / ARRAYD_ADMIN_TOKEN_FILE to them; a named file that is missing or
@@ -51,6 +42,15 @@ VOLUME ["/state"]
 EXPOSE 8080
 # The slim base has no HTTP client; bash's /dev/tcp is one.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && read -r _ code _ <&3 && [ \"$code\" = 200 ]"]
+    CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n' >&3 && read -r _ code _ <&3 && [ \"$code\" = 200 ]"]
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/arrayd"]
+
+# `--target prebuilt`: a binary built outside (BuildKit and buildah skip this stage otherwise).
+FROM runtime AS prebuilt
+ARG PREBUILT_BINARY=target/release/arrayd
+COPY ${PREBUILT_BINARY} /usr/local/bin/arrayd
+
+# The default: the binary of the compiling stage.
+FROM runtime
+COPY --from=compile /out/arrayd /usr/local/bin/arrayd
