@@ -94,6 +94,14 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
+        if config.admin_token.is_some() || config.admin_token_file.is_some() {
+            // Degraded, not refused: reads need no state, and replicas of a read-mostly
+            // deployment may well mount it read-only.
+            if let Err(e) = crate::state::StateDir::new(&config.state_dir).probe_writable() {
+                tracing::warn!(state_dir = %config.state_dir.display(), error = %e,
+                    "state directory not writable: registrations will fail with 500 until it is");
+            }
+        }
         let state = AppState::new(registry, config)?;
         let router = http::router(state.clone())?;
         Ok(Server {

@@ -75,12 +75,30 @@ impl StateDir {
         // A leading dot: never a valid dataset name, so never mistaken for a registration.
         let tmp = self
             .datasets
-            .join(format!(".{name}{SUFFIX}.tmp-{}-{n}", std::process::id()));
+            .join(format!(".{name}{SUFFIX}.tmp-{}-{n}", process_tag()));
         let written = write_synced(&tmp, contents);
         let linked = written.and_then(|()| std::fs::hard_link(&tmp, self.file_of(name)));
         let _ = std::fs::remove_file(&tmp);
         linked?;
         sync_dir(&self.datasets)
+    }
+
+    /// Creates `datasets/` if needed and writes and removes a temporary file in it, so a
+    /// server that accepts registrations learns at start, not at the first `POST`, that it
+    /// cannot keep them (a read-only or foreign-owned volume). The probe file is named like a
+    /// save's temporary file, so a crash between its write and its removal leaves nothing that
+    /// loading reads or that the stale-file sweep would not remove.
+    ///
+    /// # Errors
+    /// The I/O error of the first step that failed.
+    pub fn probe_writable(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.datasets)?;
+        let probe = self
+            .datasets
+            .join(format!(".probe.json.tmp-{}-w", process_tag()));
+        let written = write_synced(&probe, b"");
+        let _ = std::fs::remove_file(&probe);
+        written
     }
 
     /// Removes the registration of `name`, durably. A file already gone is not an error.
@@ -133,6 +151,20 @@ impl StateDir {
     }
 }
 
+/// What makes this process's temporary names its own on a state directory that replicas
+/// share: the pid and a random number. The pid alone is not enough: every container's
+/// server is pid 1, and two saves of one name under one temporary name would remove each
+/// other's file.
+fn process_tag() -> &'static str {
+    static TAG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TAG.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        format!("{}-{:016x}", std::process::id(), h.finish())
+    })
+}
+
 /// Removes the temporary file at `path` if it is older than [`STALE_TEMP`].
 fn remove_if_stale(path: &Path) {
     let age = std::fs::symlink_metadata(path)
@@ -179,6 +211,19 @@ mod tests {
         state.remove("a").unwrap();
         state.remove("a").unwrap();
         assert_eq!(state.load().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn probe_writable_leaves_nothing_and_reports_a_read_only_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(&dir.path().join("state"));
+        state.probe_writable().unwrap();
+        let files = std::fs::read_dir(dir.path().join("state/datasets")).unwrap();
+        assert_eq!(files.count(), 0);
+        // A regular file where the folder should be cannot hold registrations, for root too.
+        let blocked = StateDir::new(&dir.path().join("file"));
+        std::fs::write(dir.path().join("file"), b"").unwrap();
+        assert!(blocked.probe_writable().is_err());
     }
 
     #[test]

@@ -174,6 +174,7 @@ pub(super) async fn serve_connection(
         limits,
         read_timer: None,
         write_timer: None,
+        phase: phase.clone(),
     };
     let requests = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
@@ -244,6 +245,22 @@ struct ConnIo {
     read_timer: Option<Pin<Box<Sleep>>>,
     /// Armed when a write found the socket full; disarmed by any progress.
     write_timer: Option<Pin<Box<Sleep>>>,
+    /// The server's phase: a connection dropped once it is [`Phase::Stopped`] is being cut.
+    phase: watch::Receiver<Phase>,
+}
+
+impl Drop for ConnIo {
+    fn drop(&mut self) {
+        // A connection the server stops under may hold megabytes of an answer in its send
+        // buffer. A plain close would queue the FIN behind them, and when the process is a
+        // container's, its network namespace goes away before they drain: the client would
+        // wait for bytes that never come. A reset tells it at once that the answer was cut.
+        // Checked on drop, not where the loop sees the phase change: a runtime shutting down
+        // drops its connection tasks without running them again.
+        if *self.phase.borrow() == Phase::Stopped {
+            let _ = socket2::SockRef::from(&self.inner).set_linger(Some(Duration::ZERO));
+        }
+    }
 }
 
 /// Longest answer head that can be one of hyper's error answers.

@@ -308,6 +308,51 @@ async fn the_drain_finishes_a_stream_in_flight() {
     app.terminate().await.unwrap();
 }
 
+/// A stream still running when the grace runs out is reset, not closed behind the bytes
+/// already in its socket buffer: in a container the network namespace goes away with the
+/// process, and a FIN queued behind those bytes would never reach the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_cut_at_the_end_of_the_grace_is_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 1u64 << 24; // 64 MiB of bin: far more than the socket buffers hold
+    write_npy(
+        &dir.path().join("big.npy"),
+        "<f4",
+        &[n],
+        &vec![7u8; (n * 4) as usize],
+    );
+    let mut app = spawn_app_with(dir.path(), |c| c.shutdown_grace_secs = 1).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /v1/datasets/big/data?format=bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 256];
+    let got = stream.read(&mut head).await.unwrap();
+    assert!(head[..got].starts_with(b"HTTP/1.1 200"));
+    // The client stops reading; the server fills its buffers and waits, then the grace ends.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.terminate().await.unwrap();
+    let mut received = got as u64;
+    let mut buf = vec![0u8; 1 << 20];
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+            Ok(Ok(0)) => break "closed",
+            Ok(Ok(k)) => received += k as u64,
+            Ok(Err(e)) => {
+                break if e.kind() == std::io::ErrorKind::ConnectionReset {
+                    "reset"
+                } else {
+                    "error"
+                }
+            }
+            Err(_) => break "hung",
+        }
+    };
+    assert_eq!(end, "reset", "after {received} bytes");
+    assert!(received < n * 4);
+}
+
 /// A chunked body's data, or `None` when it lacks its closing zero-size chunk.
 fn dechunk(mut wire: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
