@@ -67,6 +67,16 @@ def write_npy_sparse(path, shape, dtype="<f4"):
     return offset
 
 
+def write_random_npy(path, rows, cols):
+    """A rows x cols float32 .npy of uniform random values (seeded), written 256 rows at a time."""
+    rng = np.random.default_rng(1)
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype="<f4", shape=(rows, cols))
+    for r in range(0, rows, 256):
+        mm[r:r + 256] = rng.random((min(256, rows - r), cols), dtype=np.float32)
+    mm.flush()
+    del mm
+
+
 def evict(path):
     """Drops a file's pages from the page cache (posix_fadvise DONTNEED)."""
     fd = os.open(path, os.O_RDONLY)
@@ -269,13 +279,8 @@ def main():
     table = Table()
     try:
         print(f"making a {rows}x{cols} float32 array ({rows * row_bytes / 2**30:.2f} GiB) in {work}", flush=True)
-        rng = np.random.default_rng(1)
         big = os.path.join(data, "big.npy")
-        mm = np.lib.format.open_memmap(big, mode="w+", dtype="<f4", shape=(rows, cols))
-        for r in range(0, rows, 256):
-            mm[r:r + 256] = rng.random((min(256, rows - r), cols), dtype=np.float32)
-        mm.flush()
-        del mm
+        write_random_npy(big, rows, cols)
         raw = os.path.join(data, "big.f32")
         with open(big, "rb") as src, open(raw, "wb") as dst:
             np.lib.format.read_magic(src)

@@ -23,7 +23,7 @@ import numpy as np
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Arrayd, Nginx, Table, warm  # noqa: E402
+from harness import Arrayd, Nginx, Table, warm, write_random_npy  # noqa: E402
 
 import dask.array as da  # noqa: E402
 import zarr  # noqa: E402
@@ -99,12 +99,8 @@ def main():
         data = os.path.join(work, "data")
         os.makedirs(data)
         print(f"making a {rows}x{cols} float32 array ({nbytes / 2**20:.0f} MiB) in {work}", flush=True)
-        rng = np.random.default_rng(1)
         path = os.path.join(data, "big.npy")
-        mm = np.lib.format.open_memmap(path, mode="w+", dtype="<f4", shape=(rows, cols))
-        for r in range(0, rows, 256):
-            mm[r:r + 256] = rng.random((min(256, rows - r), cols), dtype=np.float32)
-        mm.flush()
+        write_random_npy(path, rows, cols)
 
         server = Arrayd(data)
         started.append(server)
@@ -118,6 +114,7 @@ def main():
         store = os.path.join(work, "store")
         disk = zarr.create_array(store, shape=(rows, cols), chunks=ours.chunks, dtype="<f4",
                                  compressors=None, fill_value=0.0, zarr_format=3)
+        mm = np.load(path, mmap_mode="r")
         for r in range(0, rows, chunk_rows):
             disk[r:r + chunk_rows] = mm[r:r + chunk_rows]
         del mm

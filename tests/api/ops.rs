@@ -8,7 +8,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{fixtures, spawn_app, spawn_app_with, write_npy};
+use crate::helpers::{fixtures, spawn_app, spawn_app_with, write_npy, TestApp};
 
 /// `/metrics` through prometheus_client's OpenMetrics parser: every sample, or a panic.
 async fn scrape(text: &str) -> Vec<Value> {
@@ -188,27 +188,37 @@ async fn request_ids_are_echoed_or_generated() {
 
 /// SIGTERM with a stream in flight: `/readyz` turns 503, other calls are `503 draining`, the
 /// stream finishes whole, then `run` returns.
-/// A connection the drain finds before its first request still answers that request (a
-/// client that connected just before the drain would otherwise see its request fail), then
-/// closes.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_opened_before_the_drain_answers_its_first_request() {
+/// A server over one `big.npy` of `n` float32 values with `grace_secs` of drain grace, and a
+/// raw connection whose `format=bin` stream of it has begun: its first bytes (the head) are
+/// returned, the rest is left unread.
+async fn streaming(n: u64, grace_secs: u64) -> (tempfile::TempDir, TestApp, TcpStream, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let n = 16u64 << 20;
     write_npy(
         &dir.path().join("big.npy"),
         "<f4",
         &[n],
         &vec![7u8; (n * 4) as usize],
     );
-    let mut app = spawn_app_with(dir.path(), |c| c.shutdown_grace_secs = 20).await;
-    // A stream nobody reads keeps the drain going.
+    let app = spawn_app_with(dir.path(), |c| c.shutdown_grace_secs = grace_secs).await;
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     stream
-        .write_all(b"GET /v1/datasets/big/data?format=bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .write_all(b"GET /v1/datasets/big/data?format=bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await
         .unwrap();
-    let _ = stream.read(&mut [0u8; 256]).await.unwrap();
+    let mut head = vec![0u8; 256];
+    let got = stream.read(&mut head).await.unwrap();
+    head.truncate(got);
+    assert!(head.starts_with(b"HTTP/1.1 200"));
+    (dir, app, stream, head)
+}
+
+/// A connection the drain finds before its first request still answers that request (a
+/// client that connected just before the drain would otherwise see its request fail), then
+/// closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_opened_before_the_drain_answers_its_first_request() {
+    // A stream nobody reads keeps the drain going.
+    let (_dir, mut app, _stream, _) = streaming(16 << 20, 20).await;
     let mut early = TcpStream::connect(app.addr).await.unwrap();
     // Long enough for the server to have accepted it before the drain starts.
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -235,23 +245,8 @@ async fn a_connection_opened_before_the_drain_answers_its_first_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_finishes_a_stream_in_flight() {
-    let dir = tempfile::tempdir().unwrap();
     let n = 1u64 << 22; // 16 MiB of bin: several chunks
-    write_npy(
-        &dir.path().join("big.npy"),
-        "<f4",
-        &[n],
-        &vec![7u8; (n * 4) as usize],
-    );
-    let mut app = spawn_app_with(dir.path(), |c| c.shutdown_grace_secs = 20).await;
-    let mut stream = TcpStream::connect(app.addr).await.unwrap();
-    stream
-        .write_all(b"GET /v1/datasets/big/data?format=bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = vec![0u8; 256];
-    let got = stream.read(&mut head).await.unwrap();
-    assert!(head[..got].starts_with(b"HTTP/1.1 200"));
+    let (_dir, mut app, mut stream, head) = streaming(n, 20).await;
     // An idle keep-alive connection, to see it closed by the drain.
     let mut idle = TcpStream::connect(app.addr).await.unwrap();
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -289,7 +284,7 @@ async fn the_drain_finishes_a_stream_in_flight() {
 
     // The stream is read to its end, slowly at first: it must come whole.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut all = head[..got].to_vec();
+    let mut all = head.clone();
     stream.read_to_end(&mut all).await.unwrap();
     let split = all.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let head = String::from_utf8_lossy(&all[..split]).to_ascii_lowercase();
@@ -313,27 +308,12 @@ async fn the_drain_finishes_a_stream_in_flight() {
 /// process, and a FIN queued behind those bytes would never reach the client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_cut_at_the_end_of_the_grace_is_reset() {
-    let dir = tempfile::tempdir().unwrap();
     let n = 1u64 << 24; // 64 MiB of bin: far more than the socket buffers hold
-    write_npy(
-        &dir.path().join("big.npy"),
-        "<f4",
-        &[n],
-        &vec![7u8; (n * 4) as usize],
-    );
-    let mut app = spawn_app_with(dir.path(), |c| c.shutdown_grace_secs = 1).await;
-    let mut stream = TcpStream::connect(app.addr).await.unwrap();
-    stream
-        .write_all(b"GET /v1/datasets/big/data?format=bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = vec![0u8; 256];
-    let got = stream.read(&mut head).await.unwrap();
-    assert!(head[..got].starts_with(b"HTTP/1.1 200"));
+    let (_dir, mut app, mut stream, head) = streaming(n, 1).await;
     // The client stops reading; the server fills its buffers and waits, then the grace ends.
     tokio::time::sleep(Duration::from_millis(300)).await;
     app.terminate().await.unwrap();
-    let mut received = got as u64;
+    let mut received = head.len() as u64;
     let mut buf = vec![0u8; 1 << 20];
     let end = loop {
         match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
