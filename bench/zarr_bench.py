@@ -23,7 +23,7 @@ import numpy as np
 import requests
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Arrayd, Nginx, Table, warm, write_random_npy  # noqa: E402
+from harness import Arrayd, Nginx, Table, numpy_seconds, warm, write_random_npy  # noqa: E402
 
 import dask.array as da  # noqa: E402
 import zarr  # noqa: E402
@@ -34,12 +34,7 @@ warnings.filterwarnings("ignore", category=UserWarning)
 def seconds(fn, reps):
     """Median wall time of `fn` over `reps` runs, after one warm-up run."""
     fn()
-    times = []
-    for _ in range(reps):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return numpy_seconds(fn, reps)
 
 
 def interleaved(fns, reps, before=lambda: None):

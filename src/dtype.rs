@@ -37,6 +37,27 @@ pub enum Scalar {
 }
 
 impl Scalar {
+    /// NumPy's name of the kind (`uint8`, `float32`): what `loadtxt`'s messages say, and
+    /// Zarr format 3's `data_type`.
+    pub fn numpy_name(self) -> &'static str {
+        match self {
+            Scalar::Bool => "bool",
+            Scalar::I8 => "int8",
+            Scalar::I16 => "int16",
+            Scalar::I32 => "int32",
+            Scalar::I64 => "int64",
+            Scalar::U8 => "uint8",
+            Scalar::U16 => "uint16",
+            Scalar::U32 => "uint32",
+            Scalar::U64 => "uint64",
+            Scalar::F16 => "float16",
+            Scalar::F32 => "float32",
+            Scalar::F64 => "float64",
+            Scalar::C64 => "complex64",
+            Scalar::C128 => "complex128",
+        }
+    }
+
     /// Bytes per element, NumPy's `itemsize`.
     pub fn itemsize(self) -> usize {
         match self {

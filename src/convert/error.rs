@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::block::MAX_LINE_BYTES;
 use super::field::FieldError;
 use super::parse::{Problem, MAX_COLUMNS};
-use crate::dtype::{DType, Scalar};
+use crate::dtype::DType;
 
 /// A failed conversion; nothing was written to the output path.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +69,7 @@ impl ConvertError {
                     FieldError::OutOfRange => "is out of the range of",
                     FieldError::Empty => "(an empty field) is not",
                 };
-                format!("{text:?} {what} {}", numpy_name(dtype))
+                format!("{text:?} {what} {}", dtype.scalar.numpy_name())
             }
             Problem::Columns { found, expected } => format!(
                 "{found} columns, but line {reference} has {expected} (every row needs as many; \
@@ -90,25 +90,5 @@ impl ConvertError {
             column,
             message,
         }
-    }
-}
-
-/// NumPy's name of a dtype's kind, as `loadtxt`'s messages say it (`uint8`, `float32`).
-fn numpy_name(dtype: DType) -> &'static str {
-    match dtype.scalar {
-        Scalar::Bool => "bool",
-        Scalar::I8 => "int8",
-        Scalar::I16 => "int16",
-        Scalar::I32 => "int32",
-        Scalar::I64 => "int64",
-        Scalar::U8 => "uint8",
-        Scalar::U16 => "uint16",
-        Scalar::U32 => "uint32",
-        Scalar::U64 => "uint64",
-        Scalar::F16 => "float16",
-        Scalar::F32 => "float32",
-        Scalar::F64 => "float64",
-        Scalar::C64 => "complex64",
-        Scalar::C128 => "complex128",
     }
 }

@@ -72,7 +72,7 @@ impl ArraySpec<'_> {
             "zarr_format": 3,
             "node_type": "array",
             "shape": self.grid.shape,
-            "data_type": data_type(self.dtype.scalar),
+            "data_type": self.dtype.scalar.numpy_name(),
             "chunk_grid": {
                 "name": "regular",
                 "configuration": {"chunk_shape": self.grid.chunk_shape},
@@ -143,26 +143,6 @@ pub fn zmetadata<'a>(arrays: impl IntoIterator<Item = &'a ArraySpec<'a>>) -> Val
         metadata.insert(format!("{}/.zattrs", a.name), a.zattrs());
     }
     json!({"zarr_consolidated_format": 1, "metadata": metadata})
-}
-
-/// The format 3 `data_type` of a scalar kind.
-fn data_type(scalar: Scalar) -> &'static str {
-    match scalar {
-        Scalar::Bool => "bool",
-        Scalar::I8 => "int8",
-        Scalar::I16 => "int16",
-        Scalar::I32 => "int32",
-        Scalar::I64 => "int64",
-        Scalar::U8 => "uint8",
-        Scalar::U16 => "uint16",
-        Scalar::U32 => "uint32",
-        Scalar::U64 => "uint64",
-        Scalar::F16 => "float16",
-        Scalar::F32 => "float32",
-        Scalar::F64 => "float64",
-        Scalar::C64 => "complex64",
-        Scalar::C128 => "complex128",
-    }
 }
 
 /// The format 3 fill value: the zero of the type.
