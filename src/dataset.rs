@@ -14,7 +14,6 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::dtype::DType;
-use crate::plan::{Layout, Order};
 use crate::sigbus::GuardedMap;
 
 /// Why a file cannot become a dataset.
@@ -77,6 +76,48 @@ pub struct FileIdentity {
     pub len: u64,
     /// Modification time.
     pub mtime: SystemTime,
+}
+
+/// Memory order of a dataset's elements, NumPy's `fortran_order`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Row-major: the last axis varies fastest.
+    C,
+    /// Column-major: the first axis varies fastest.
+    F,
+}
+
+/// Where and how a dataset's elements sit in its file: all the planner needs of a dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    /// File byte where the array's first element starts (a `.npy` header's length, or a
+    /// descriptor's `offset`).
+    pub offset: u64,
+    /// Dataset shape, in elements per axis.
+    pub shape: Vec<u64>,
+    /// Bytes per element, NumPy's `itemsize`.
+    pub itemsize: u64,
+    /// Memory order; it changes only the byte stride of each axis.
+    pub order: Order,
+}
+
+impl Layout {
+    /// Byte distance between neighbouring elements of each axis: C order
+    /// `itemsize * prod(shape[k+1..])`, F order `itemsize * prod(shape[..k])`. Saturates
+    /// instead of overflowing; a dataset's strides never do, since its region fits its file.
+    pub fn strides(&self) -> Vec<u64> {
+        let mut strides = vec![0; self.shape.len()];
+        let mut acc = self.itemsize;
+        let mut set = |k: usize| {
+            strides[k] = acc;
+            acc = acc.saturating_mul(self.shape[k]);
+        };
+        match self.order {
+            Order::C => (0..self.shape.len()).rev().for_each(&mut set),
+            Order::F => (0..self.shape.len()).for_each(&mut set),
+        }
+        strides
+    }
 }
 
 /// One registered array: immutable after registration, shared as `Arc<Dataset>`.

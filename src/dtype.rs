@@ -1,8 +1,8 @@
 //! Element types: the NumPy type strings of README "Datasets" (`|b1`, `<i4`, `>f8`, ...).
 //!
 //! A [`DType`] is a scalar kind plus a byte order. It knows its `itemsize` and how to write
-//! itself back as a NumPy descriptor; it does not decode values (the encoders and reducers do
-//! that, dispatching on [`Scalar`] in one `match`).
+//! itself back as a NumPy descriptor; it does not decode values (`element` does, for the
+//! encoders and reducers, which dispatch on [`Scalar`] in one `match`).
 
 use std::fmt;
 

@@ -24,7 +24,7 @@
 //! - [`encode`]: runs → body chunks as JSON, CSV, bin or npy; content negotiation.
 //! - [`reduce`]: runs → aggregates (`/stats`, `/histogram`, `/downsample`), pure and sync.
 //! - [`npy`]: `.npy` header parse and write, pure.
-//! - [`dtype`]: NumPy type strings.
+//! - [`dtype`]: NumPy type strings; `element`: stored elements decoded from their bytes.
 //! - [`zarr`]: the Zarr view's chunk grid, store keys and metadata, pure.
 //! - [`convert`]: `arrayd convert`, text tables to `.npy`; [`inspect`]: `arrayd info` and
 //!   `arrayd check`.
@@ -35,6 +35,7 @@ pub mod config;
 pub mod convert;
 pub mod dataset;
 pub mod dtype;
+pub(crate) mod element;
 pub mod encode;
 pub mod http;
 pub mod inspect;

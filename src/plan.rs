@@ -13,30 +13,8 @@
 
 use std::iter::FusedIterator;
 
+use crate::dataset::Layout;
 use crate::selection::{AxisSel, Selection};
-
-/// Memory order of a dataset's elements, NumPy's `fortran_order`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Order {
-    /// Row-major: the last axis varies fastest.
-    C,
-    /// Column-major: the first axis varies fastest.
-    F,
-}
-
-/// Where and how a dataset's elements sit in its file: all the planner needs of a dataset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
-    /// File byte where the array's first element starts (a `.npy` header's length, or a
-    /// descriptor's `offset`).
-    pub offset: u64,
-    /// Dataset shape, in elements per axis.
-    pub shape: Vec<u64>,
-    /// Bytes per element, NumPy's `itemsize`.
-    pub itemsize: u64,
-    /// Memory order; it changes only the byte stride of each axis.
-    pub order: Order,
-}
 
 /// One contiguous byte range of the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +70,8 @@ struct OuterAxis {
 /// # Examples
 ///
 /// ```
-/// use arrayd::plan::{runs, Layout, Order, Run};
+/// use arrayd::dataset::{Layout, Order};
+/// use arrayd::plan::{runs, Run};
 /// use arrayd::selection::Selection;
 ///
 /// // Rows 1..3, columns 1..3 of a 4x4 u8 array stored in C order from byte 0.
@@ -137,7 +116,7 @@ pub fn runs(sel: &Selection, layout: &Layout) -> Runs {
         .unwrap_or_else(|| panic!("array of {layout:?} ends past i64::MAX bytes"));
     debug_assert!(array_end > layout.offset);
 
-    let strides = strides(layout);
+    let strides = layout.strides();
     let mut next_offset = layout.offset;
     for (a, &stride) in axes.iter().zip(&strides) {
         next_offset += a.start * stride;
@@ -172,28 +151,6 @@ pub fn runs(sel: &Selection, layout: &Layout) -> Runs {
         blocks_left,
         pending: None,
     }
-}
-
-/// Byte stride of each axis: C `itemsize * prod(shape[k+1..])`, F `itemsize * prod(shape[..k])`.
-/// Only called for a non-empty array whose byte size fits, so no product overflows.
-fn strides(layout: &Layout) -> Vec<u64> {
-    let mut strides = vec![0; layout.shape.len()];
-    let mut stride = layout.itemsize;
-    match layout.order {
-        Order::C => {
-            for (s, &n) in strides.iter_mut().zip(&layout.shape).rev() {
-                *s = stride;
-                stride *= n;
-            }
-        }
-        Order::F => {
-            for (s, &n) in strides.iter_mut().zip(&layout.shape) {
-                *s = stride;
-                stride *= n;
-            }
-        }
-    }
-    strides
 }
 
 /// An odometer wheel for `a`, whose selected elements lie `a.step * stride` bytes apart.
@@ -284,6 +241,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::dataset::Order;
 
     fn layout(shape: &[u64], order: Order, itemsize: u64, offset: u64) -> Layout {
         Layout {

@@ -32,10 +32,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::sigbus::GuardedMap;
 
+use crate::dataset::Order;
 use crate::dataset::{Dataset, DatasetError, FileIdentity, MappedFile, Region};
 use crate::dtype::DType;
 use crate::npy;
-use crate::plan::Order;
 use crate::registration::Registration;
 use crate::rescan::{self, RescanReport};
 use crate::state::StateDir;

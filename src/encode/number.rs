@@ -1,11 +1,12 @@
 //! Elements as text: shortest round-trip floats for the stored type, integers, booleans and
 //! complex values, in the spellings of JSON and CSV (README "API").
 //!
-//! Each stored scalar is decoded from its bytes (either byte order) into an `Element`
-//! implementation, which writes itself for a [`Style`]. The layout of elements (brackets,
-//! commas, lines) is `text`'s business, not this module's.
+//! Each stored scalar, decoded by `element`, writes itself for a [`Style`]. The layout of
+//! elements (brackets, commas, lines) is `text`'s business, not this module's.
 
 use half::f16;
+
+use crate::element::{Bool, Complex, Element};
 
 /// How non-finite floats and complex values are spelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,26 +19,15 @@ pub enum Style {
     Csv,
 }
 
-/// A stored scalar that can be decoded from its bytes and written as text.
-pub(crate) trait Element: Copy {
-    /// Bytes per element.
-    const SIZE: usize;
-    /// Decodes one element from exactly `SIZE` bytes in little (`swapped == false`) or big
-    /// byte order.
-    fn decode(bytes: &[u8], swapped: bool) -> Self;
+/// A stored element that writes itself as text.
+pub(crate) trait Text: Element {
     /// Appends the element's text to `out`.
     fn write(self, out: &mut Vec<u8>, style: Style);
 }
 
-macro_rules! int_element {
+macro_rules! int_text {
     ($($t:ty),*) => {$(
-        impl Element for $t {
-            const SIZE: usize = std::mem::size_of::<$t>();
-            #[inline]
-            fn decode(bytes: &[u8], swapped: bool) -> Self {
-                let raw = bytes.try_into().expect("caller passes SIZE bytes");
-                if swapped { <$t>::from_be_bytes(raw) } else { <$t>::from_le_bytes(raw) }
-            }
+        impl Text for $t {
             #[inline]
             fn write(self, out: &mut Vec<u8>, _style: Style) {
                 out.extend_from_slice(itoa::Buffer::new().format(self).as_bytes());
@@ -45,18 +35,9 @@ macro_rules! int_element {
         }
     )*};
 }
-int_element!(i8, i16, i32, i64, u8, u16, u32, u64);
+int_text!(i8, i16, i32, i64, u8, u16, u32, u64);
 
-/// A `|b1` element: any non-zero byte is true, as NumPy reads it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Bool(bool);
-
-impl Element for Bool {
-    const SIZE: usize = 1;
-    #[inline]
-    fn decode(bytes: &[u8], _swapped: bool) -> Self {
-        Bool(bytes[0] != 0)
-    }
+impl Text for Bool {
     #[inline]
     fn write(self, out: &mut Vec<u8>, _style: Style) {
         out.extend_from_slice(if self.0 { b"true" } else { b"false" });
@@ -82,12 +63,7 @@ fn write_nonfinite(v: f64, out: &mut Vec<u8>, style: Style) -> bool {
     true
 }
 
-impl Element for f32 {
-    const SIZE: usize = 4;
-    #[inline]
-    fn decode(bytes: &[u8], swapped: bool) -> Self {
-        f32::from_bits(u32::decode(bytes, swapped))
-    }
+impl Text for f32 {
     #[inline]
     fn write(self, out: &mut Vec<u8>, style: Style) {
         if !write_nonfinite(f64::from(self), out, style) {
@@ -96,12 +72,7 @@ impl Element for f32 {
     }
 }
 
-impl Element for f64 {
-    const SIZE: usize = 8;
-    #[inline]
-    fn decode(bytes: &[u8], swapped: bool) -> Self {
-        f64::from_bits(u64::decode(bytes, swapped))
-    }
+impl Text for f64 {
     #[inline]
     fn write(self, out: &mut Vec<u8>, style: Style) {
         if !write_nonfinite(self, out, style) {
@@ -110,12 +81,7 @@ impl Element for f64 {
     }
 }
 
-impl Element for f16 {
-    const SIZE: usize = 2;
-    #[inline]
-    fn decode(bytes: &[u8], swapped: bool) -> Self {
-        f16::from_bits(u16::decode(bytes, swapped))
-    }
+impl Text for f16 {
     fn write(self, out: &mut Vec<u8>, style: Style) {
         if !write_nonfinite(f64::from(self), out, style) {
             out.extend_from_slice(f16_text(self));
@@ -196,17 +162,7 @@ fn write_f16_shortest(v: f16, out: &mut Vec<u8>) {
     }
 }
 
-/// A complex element stored as two consecutive floats (real, imaginary).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Complex<F>(F, F);
-
-impl<F: Element + Into<f64>> Element for Complex<F> {
-    const SIZE: usize = 2 * F::SIZE;
-    #[inline]
-    fn decode(bytes: &[u8], swapped: bool) -> Self {
-        let (re, im) = bytes.split_at(F::SIZE);
-        Complex(F::decode(re, swapped), F::decode(im, swapped))
-    }
+impl<F: Text + Into<f64>> Text for Complex<F> {
     fn write(self, out: &mut Vec<u8>, style: Style) {
         match style {
             Style::JsonNull | Style::JsonString => {
@@ -238,7 +194,7 @@ impl<F: Element + Into<f64>> Element for Complex<F> {
 mod tests {
     use super::*;
 
-    fn text<E: Element>(v: E, style: Style) -> String {
+    fn text<E: Text>(v: E, style: Style) -> String {
         let mut out = Vec::new();
         v.write(&mut out, style);
         String::from_utf8(out).unwrap()
@@ -295,11 +251,5 @@ mod tests {
             text(Complex(1.0f64, f64::NEG_INFINITY), Style::Csv),
             "1.0-infj"
         );
-    }
-
-    #[test]
-    fn big_endian_decodes() {
-        assert_eq!(i32::decode(&[0, 0, 1, 2], true), 258);
-        assert_eq!(f64::decode(&1.5f64.to_be_bytes(), true), 1.5);
     }
 }

@@ -9,9 +9,10 @@ use half::f16;
 
 use std::marker::PhantomData;
 
-use super::number::{Bool, Complex, Element, Style};
+use super::number::{Style, Text};
 use super::{Chunker, EncodeError, Job, Steps};
 use crate::dtype::Scalar;
+use crate::element::{Bool, Complex};
 use crate::plan::{Run, Runs};
 
 /// Elements decoded between two checks of the chunk size: bounds a chunk's overshoot.
@@ -30,7 +31,7 @@ pub(super) fn steps(job: &Job, runs: Runs, style: Style) -> Box<dyn Steps> {
         return Box::new(EmptySteps::new(&shape, style));
     }
     let swapped = job.dataset.dtype.is_swapped();
-    fn of<E: Element + Send + 'static>(
+    fn of<E: Text + Send + 'static>(
         runs: Runs,
         shape: &[u64],
         swapped: bool,
@@ -78,7 +79,7 @@ struct TextSteps<E> {
     element: PhantomData<E>,
 }
 
-impl<E: Element + Send> Steps for TextSteps<E> {
+impl<E: Text + Send> Steps for TextSteps<E> {
     fn step(&mut self, chunker: &mut Chunker) -> Result<bool, EncodeError> {
         if !self.opened {
             self.layout.open(chunker.buf());

@@ -16,7 +16,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::{in_parts, walk, Block, Num, ReduceError, Source, Value, MAX_RESULT_ENTRIES};
-use crate::encode::number::Style;
+use crate::encode::Style;
 
 /// A parsed `/downsample` request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use half::f16;
 
 use super::{in_parts, walk, Block, Num, ReduceError, Source, Value, MAX_RESULT_ENTRIES};
 use crate::dtype::Scalar;
-use crate::encode::number::Style;
+use crate::encode::Style;
 
 /// Bins when `bins=` is absent, as in NumPy.
 pub const DEFAULT_BINS: u64 = 10;

@@ -23,7 +23,8 @@ use half::f16;
 
 use crate::dataset::Dataset;
 use crate::dtype::Scalar;
-use crate::encode::number::{Element, Style};
+use crate::element::Element;
+use crate::encode::number::{Style, Text};
 use crate::plan;
 use crate::selection::Selection;
 
@@ -418,7 +419,7 @@ impl<'a, const N: usize> Walker<'a, N> {
             // Runs of one element: the fastest output axis is strided. Walk its rows with a
             // fixed stride instead of taking one run per element from the planner.
             Some((starts, k, axis)) if runs.max_run_len() == N as u64 => {
-                let stride = strides(&layout)[k];
+                let stride = layout.strides()[k];
                 let delta = i64::try_from(i128::from(axis.step) * i128::from(stride))
                     .expect("element distance fits the array");
                 for run in plan::runs(&starts, &layout) {
@@ -535,21 +536,6 @@ impl<'a, const N: usize> Walker<'a, N> {
         }
         Ok(())
     }
-}
-
-/// Byte distance between neighbouring elements of each axis of `layout`.
-fn strides(layout: &plan::Layout) -> Vec<u64> {
-    let mut strides = vec![0; layout.shape.len()];
-    let mut acc = layout.itemsize;
-    let mut set = |i: usize| {
-        strides[i] = acc;
-        acc = acc.saturating_mul(layout.shape[i]);
-    };
-    match layout.order {
-        plan::Order::C => (0..layout.shape.len()).rev().for_each(&mut set),
-        plan::Order::F => (0..layout.shape.len()).for_each(&mut set),
-    }
-    strides
 }
 
 /// Decodes `bytes` (whole elements of `scalar`) into the matching buffer: the one `match` on

@@ -29,7 +29,8 @@ use super::{
     Value, BLOCK_ELEMS, MAX_RESULT_ENTRIES,
 };
 use crate::dtype::Scalar;
-use crate::encode::number::{Element, Style};
+use crate::element::Element;
+use crate::encode::Style;
 
 /// Independent accumulators per block loop: enough for the compiler to fill every vector lane
 /// of AVX2 several times over (measured: 16 f64 lanes ran at memory speed).

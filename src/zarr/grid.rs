@@ -13,7 +13,7 @@
 //! elements are a prefix of its full-size layout (the split axis is the slowest-varying axis
 //! of the chunk that is longer than 1), so its answer is its run followed by zeros.
 
-use crate::plan::Order;
+use crate::dataset::Order;
 
 /// A dataset's chunk grid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,7 +134,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::{ChunkRun, Grid};
-    use crate::plan::Order;
+    use crate::dataset::Order;
 
     #[test]
     fn c_order_splits_the_outermost_axis_that_does_not_fit() {

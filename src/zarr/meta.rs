@@ -18,8 +18,8 @@
 use serde_json::{json, Map, Value};
 
 use super::grid::Grid;
+use crate::dataset::Order;
 use crate::dtype::{ByteOrder, DType, Scalar};
-use crate::plan::Order;
 
 /// What the metadata of one array is made of.
 #[derive(Debug, Clone)]
@@ -160,8 +160,8 @@ mod tests {
     use serde_json::{json, Map};
 
     use super::{root_v3, zmetadata, ArraySpec};
+    use crate::dataset::Order;
     use crate::dtype::DType;
-    use crate::plan::Order;
     use crate::zarr::grid::Grid;
 
     fn spec<'a>(name: &'a str, dtype: &str, shape: &[u64], order: Order) -> ArraySpec<'a> {
