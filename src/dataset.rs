@@ -161,16 +161,6 @@ pub struct MappedFile {
     pub bytes: Bytes,
 }
 
-/// The system page size.
-fn page_size() -> usize {
-    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    // SAFETY: sysconf has no preconditions.
-    #[allow(unsafe_code)]
-    *PAGE.get_or_init(|| {
-        usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096)
-    })
-}
-
 /// The JSON description of a dataset: META in README "API".
 #[derive(Debug, Serialize)]
 pub struct Meta<'a> {
@@ -211,15 +201,6 @@ pub struct Region {
     pub offset: u64,
 }
 
-impl Region {
-    /// Bytes the array occupies, or `None` when `prod(shape) * itemsize` overflows `u64`.
-    pub fn nbytes(&self) -> Option<u64> {
-        self.shape
-            .iter()
-            .try_fold(self.dtype.itemsize() as u64, |acc, &d| acc.checked_mul(d))
-    }
-}
-
 impl Dataset {
     /// Builds a dataset over an already mapped file after checking the region fits it.
     ///
@@ -234,7 +215,7 @@ impl Dataset {
         mapped: MappedFile,
     ) -> Result<Dataset, DatasetError> {
         let file_len = mapped.bytes.len() as u64;
-        let nbytes = region.nbytes();
+        let nbytes = region.dtype.nbytes(&region.shape);
         let end = nbytes.and_then(|n| n.checked_add(region.offset));
         match end {
             Some(end) if end <= file_len && usize::try_from(end).is_ok() => {}
@@ -378,7 +359,7 @@ impl Dataset {
         if offset.checked_add(len).is_none_or(|end| end > map_len) {
             return false;
         }
-        let page = page_size();
+        let page = crate::sigbus::page_size();
         let start = offset as usize / page * page;
         let end = (offset + len) as usize;
         let pages = (end - start).div_ceil(page);

@@ -180,6 +180,11 @@ impl DType {
         self.scalar.itemsize()
     }
 
+    /// Bytes of an array of `shape` with elements of this type: [`nbytes`].
+    pub fn nbytes(self, shape: &[u64]) -> Option<u64> {
+        nbytes(self.itemsize() as u64, shape)
+    }
+
     /// The NumPy descriptor, as `.npy` headers and `X-Array-Dtype` write it.
     pub fn descr(self) -> String {
         self.to_string()
@@ -202,6 +207,30 @@ impl fmt::Display for DType {
         };
         write!(f, "{mark}{}", self.scalar.code())
     }
+}
+
+/// Bytes of an array of `shape` with elements of `itemsize` bytes, or `None` when NumPy could
+/// not hold it: the product of the nonzero dimensions times `itemsize` must not exceed
+/// `i64::MAX` (`npy_intp`). NumPy checks the nonzero dimensions even when another one is 0
+/// (`np.empty((0, 2**62, 2**62), 'u1')` is "array is too big"), and so does this. The one
+/// size computation of `.npy` headers, descriptors, datasets and the planner.
+///
+/// ```
+/// use arrayd::dtype::{nbytes, DType};
+/// let f4 = DType::parse("<f4").unwrap();
+/// assert_eq!(f4.nbytes(&[3, 4]), Some(48));
+/// assert_eq!(f4.nbytes(&[]), Some(4));
+/// assert_eq!(f4.nbytes(&[0, 1 << 40]), Some(0));
+/// assert_eq!(f4.nbytes(&[0, 1 << 62]), None);
+/// assert_eq!(nbytes(8, &[1 << 60]), None);
+/// ```
+pub fn nbytes(itemsize: u64, shape: &[u64]) -> Option<u64> {
+    let nonzero = shape
+        .iter()
+        .filter(|&&dim| dim != 0)
+        .try_fold(itemsize, |acc, &dim| acc.checked_mul(dim))
+        .filter(|&n| n <= i64::MAX as u64)?;
+    Some(if shape.contains(&0) { 0 } else { nonzero })
 }
 
 #[cfg(test)]

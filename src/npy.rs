@@ -9,7 +9,7 @@
 //!
 //! This module is pure: it reads and writes byte slices and never touches a file. It does not
 //! check that a file is long enough for its shape; the dataset loader compares the file length
-//! with `data_offset + nbytes` (see [`nbytes`]).
+//! with `data_offset + nbytes` (see [`DType::nbytes`]).
 //!
 //! The dict is read with a small parser for the Python literals NumPy's own reader
 //! (`numpy/lib/_format_impl.py`, `_read_array_header`) accepts in practice: single or double
@@ -58,7 +58,7 @@ pub struct Header {
     /// accordingly.
     pub fortran_order: bool,
     /// Length of each axis; empty for a 0-d array. Its element count times `itemsize` is known
-    /// not to overflow (see [`nbytes`]).
+    /// not to overflow (see [`DType::nbytes`]).
     pub shape: Vec<u64>,
     /// File offset where the array data begins: the total header length, which is the
     /// dataset's `offset` in META.
@@ -146,7 +146,7 @@ pub enum NpyError {
     /// More than [`MAX_NDIM`] dimensions.
     #[error("the shape has {0} dimensions, more than NumPy's limit of {MAX_NDIM}")]
     TooManyDims(usize),
-    /// The array would hold more than `i64::MAX` bytes, NumPy's limit (see [`nbytes`]).
+    /// The array would hold more than `i64::MAX` bytes, NumPy's limit (see [`DType::nbytes`]).
     #[error("an array of shape {shape:?} with itemsize {itemsize} is too big")]
     NbytesOverflow {
         /// The shape as parsed.
@@ -340,7 +340,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, NpyError> {
         };
         shape.push(dim);
     }
-    if nbytes(dtype, &shape).is_none() {
+    if dtype.nbytes(&shape).is_none() {
         return Err(NpyError::NbytesOverflow {
             shape,
             itemsize: dtype.itemsize(),
@@ -352,29 +352,6 @@ pub fn parse_header(bytes: &[u8]) -> Result<Header, NpyError> {
         shape,
         data_offset,
     })
-}
-
-/// Bytes of an array of `shape` with elements of `dtype`, or `None` when NumPy could not hold
-/// it: the product of the nonzero dimensions times `itemsize` must not exceed `i64::MAX`
-/// (`npy_intp`). NumPy checks the nonzero dimensions even when another one is 0
-/// (`np.empty((0, 2**62, 2**62), 'u1')` is "array is too big"), and so does this.
-///
-/// ```
-/// use arrayd::dtype::DType;
-/// use arrayd::npy::nbytes;
-/// let f4 = DType::parse("<f4").unwrap();
-/// assert_eq!(nbytes(f4, &[3, 4]), Some(48));
-/// assert_eq!(nbytes(f4, &[]), Some(4));
-/// assert_eq!(nbytes(f4, &[0, 1 << 40]), Some(0));
-/// assert_eq!(nbytes(f4, &[0, 1 << 62]), None);
-/// ```
-pub fn nbytes(dtype: DType, shape: &[u64]) -> Option<u64> {
-    let nonzero = shape
-        .iter()
-        .filter(|&&dim| dim != 0)
-        .try_fold(dtype.itemsize() as u64, |acc, &dim| acc.checked_mul(dim))
-        .filter(|&n| n <= i64::MAX as u64)?;
-    Some(if shape.contains(&0) { 0 } else { nonzero })
 }
 
 /// The header of a C-order `.npy` file holding `dtype` elements in `shape`: what `np.save`
@@ -1203,9 +1180,9 @@ mod tests {
             parse_header(&bytes).map(|h| h.shape),
             Ok(vec![0, i64::MAX as u64])
         );
-        assert_eq!(nbytes(dt("<c16"), &[1 << 59]), None);
+        assert_eq!(dt("<c16").nbytes(&[1 << 59]), None);
         assert_eq!(
-            nbytes(dt("<c16"), &[(1 << 59) - 1]),
+            dt("<c16").nbytes(&[(1 << 59) - 1]),
             Some(((1 << 59) - 1) * 16)
         );
     }
@@ -1382,7 +1359,7 @@ mod tests {
             let bytes = write_header_version(dtype, &shape, version).unwrap();
             prop_assert_eq!(bytes.len() % HEADER_DIVISOR, 0);
             let parsed = parse_header(&bytes);
-            if nbytes(dtype, &shape).is_some() {
+            if dtype.nbytes(&shape).is_some() {
                 let expected = Header { dtype, fortran_order: false, shape, data_offset: bytes.len() as u64 };
                 prop_assert_eq!(parsed, Ok(expected));
             } else {

@@ -107,10 +107,7 @@ pub fn runs(sel: &Selection, layout: &Layout) -> Runs {
     }
     // Every dimension is at least 1 here, so each stride is at most the array's byte size, and
     // every element's offset lies in [offset, array_end).
-    let array_end = layout
-        .shape
-        .iter()
-        .try_fold(layout.itemsize, |acc, &n| acc.checked_mul(n))
+    let array_end = crate::dtype::nbytes(layout.itemsize, &layout.shape)
         .and_then(|nbytes| nbytes.checked_add(layout.offset))
         .filter(|&end| i64::try_from(end).is_ok())
         .unwrap_or_else(|| panic!("array of {layout:?} ends past i64::MAX bytes"));

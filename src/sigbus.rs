@@ -66,8 +66,22 @@ impl Slot {
 
 static SLOTS: [Slot; MAX_MAPS] = [const { Slot::free() }; MAX_MAPS];
 
-/// The system page size, read once by [`install`]; `sysconf` is not async-signal-safe.
+/// [`page_size`] copied by [`install`] for the handler, which may only load atomics
+/// (`sysconf` is not async-signal-safe).
 static PAGE: AtomicUsize = AtomicUsize::new(4096);
+
+/// The system page size (a power of two; 4096 if `sysconf` says otherwise), read once.
+pub(crate) fn page_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(page)
+            .ok()
+            .filter(|p| p.is_power_of_two())
+            .unwrap_or(4096)
+    })
+}
 
 /// Faults the handler has turned into zero pages, for tests and logs.
 static HANDLED: AtomicUsize = AtomicUsize::new(0);
@@ -155,13 +169,7 @@ impl Drop for GuardedMap {
 pub fn install() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // SAFETY: sysconf has no preconditions.
-        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if let Ok(page) = usize::try_from(page) {
-            if page.is_power_of_two() {
-                PAGE.store(page, SeqCst);
-            }
-        }
+        PAGE.store(page_size(), SeqCst);
         // SAFETY: an all-zero `sigaction` is a valid value of the plain C struct; the fields
         // that matter are set below.
         let (mut action, mut prev): (libc::sigaction, libc::sigaction) =

@@ -82,12 +82,17 @@ impl Job {
     /// The exact body length for `bin` and `npy` (whose sizes are known before the first
     /// byte); `None` for the text formats.
     pub fn content_length(&self) -> Option<u64> {
-        let data = self.selection.n_elems() * self.dataset.dtype.itemsize() as u64;
+        let data = self.data_bytes();
         match self.format {
             Format::Bin => Some(data),
             Format::Npy => Some(self.npy_header().len() as u64 + data),
             Format::Json | Format::Csv => None,
         }
+    }
+
+    /// Bytes of the selected elements as stored.
+    fn data_bytes(&self) -> u64 {
+        self.selection.n_elems() * self.dataset.dtype.itemsize() as u64
     }
 
     fn npy_header(&self) -> Vec<u8> {
@@ -329,9 +334,8 @@ const INLINE_MAX_SPAN: u64 = 1 << 20;
 /// # Errors
 /// As [`Producer::next_chunk`].
 pub fn produce_inline(job: &Job) -> Option<Result<Bytes, EncodeError>> {
-    let data_bytes = job.selection.n_elems() * job.dataset.dtype.itemsize() as u64;
     let estimate = match job.format {
-        Format::Bin | Format::Npy => data_bytes,
+        Format::Bin | Format::Npy => job.data_bytes(),
         // Text is at most ~25 bytes an element (a complex128 in JSON is more; it is rare).
         Format::Json | Format::Csv => job.selection.n_elems().saturating_mul(25),
     };

@@ -20,13 +20,14 @@ use super::cache::{Outcome, Validators};
 use super::error::{Error, Result};
 use super::extract::{nonfinite_style, Path, Query};
 use super::{stream, AppState};
+use crate::dtype::DType;
 use crate::encode::{self, Format, Job, Style};
 use crate::selection::Selection;
 
-/// `X-Array-Dtype`: the stored dtype of a `/data` answer.
-pub(super) static X_ARRAY_DTYPE: HeaderName = HeaderName::from_static("x-array-dtype");
+/// `X-Array-Dtype`: the stored dtype.
+static X_ARRAY_DTYPE: HeaderName = HeaderName::from_static("x-array-dtype");
 /// `X-Array-Shape`: the output shape, comma-separated.
-pub(super) static X_ARRAY_SHAPE: HeaderName = HeaderName::from_static("x-array-shape");
+static X_ARRAY_SHAPE: HeaderName = HeaderName::from_static("x-array-shape");
 
 /// Query parameters of `/data`.
 #[derive(Debug, Deserialize)]
@@ -104,13 +105,11 @@ pub(super) fn answer(status: StatusCode, head: HeaderMap, body: Body) -> Respons
 
 /// Adds the headers that describe a `/data` answer's body to `head`.
 fn add_head(job: &Job, head: &mut HeaderMap) {
-    let shape = shape_text(&job.selection.out_shape());
     head.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(job.format.content_type()),
     );
-    head.insert(X_ARRAY_DTYPE.clone(), value(&job.dataset.dtype.descr()));
-    head.insert(X_ARRAY_SHAPE.clone(), value(&shape));
+    array_head(head, job.dataset.dtype, &job.selection.out_shape());
     if let Some(len) = job.content_length() {
         head.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
@@ -120,8 +119,14 @@ fn add_head(job: &Job, head: &mut HeaderMap) {
     }
 }
 
+/// Adds `X-Array-Dtype` and `X-Array-Shape` (`/raw` sends them too).
+pub(super) fn array_head(head: &mut HeaderMap, dtype: DType, shape: &[u64]) {
+    head.insert(X_ARRAY_DTYPE.clone(), value(&dtype.descr()));
+    head.insert(X_ARRAY_SHAPE.clone(), value(&shape_text(shape)));
+}
+
 /// A shape as `X-Array-Shape` writes it: `16384,16384` (empty for a 0-d array).
-pub(super) fn shape_text(shape: &[u64]) -> String {
+fn shape_text(shape: &[u64]) -> String {
     let mut n = itoa::Buffer::new();
     let mut out = String::with_capacity(12 * shape.len());
     for (i, &d) in shape.iter().enumerate() {
@@ -133,8 +138,9 @@ pub(super) fn shape_text(shape: &[u64]) -> String {
     out
 }
 
-fn value(text: &str) -> HeaderValue {
-    // Dtype strings, digits, commas and dataset names are all visible ASCII.
+/// A header value of text arrayd wrote: dtype strings, digits, commas, dataset names, byte
+/// ranges and multipart boundaries, all visible ASCII (anything else would become empty).
+pub(super) fn value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 

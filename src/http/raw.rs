@@ -7,7 +7,7 @@
 //! Every answer's length is known before its head goes out.
 //!
 //! Two ways to send the bytes:
-//! - A body of at most [`INLINE_MAX`] data bytes whose pages are all in the page cache is
+//! - A body of at most [`INLINE_MAX_BYTES`] data bytes whose pages are all in the page cache is
 //!   copied out on the async worker with `preadv2(RWF_NOWAIT)` ([`Dataset::read_cached`]),
 //!   which never waits for the disk and never touches the map. A blocking-thread hop and a
 //!   channel would cost more than the copy for the 4 KiB reads this path exists for
@@ -28,18 +28,14 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::cache::{Outcome, Validators};
-use super::data::{answer, shape_text, X_ARRAY_DTYPE, X_ARRAY_SHAPE};
+use super::data::{answer, array_head, value};
 use super::error::{Error, Result};
 use super::extract::Path;
 use super::range::{self, ByteRange, RangeSpec};
 use super::{stream, AppState};
 use crate::dataset::Dataset;
-use crate::encode::Piece;
+use crate::encode::{Piece, INLINE_MAX_BYTES};
 use crate::plan::Run;
-
-/// Largest body (in data bytes) copied from the page cache on the async worker instead of
-/// streamed: 16 pages, a copy of a few microseconds.
-const INLINE_MAX: u64 = 64 * 1024;
 
 pub(super) async fn get(
     State(state): State<AppState>,
@@ -57,8 +53,7 @@ pub(super) async fn get(
         Outcome::NotModified => return Ok((StatusCode::NOT_MODIFIED, head).into_response()),
         Outcome::Serve { use_range } => use_range,
     };
-    head.insert(X_ARRAY_DTYPE.clone(), value(&dataset.dtype.descr()));
-    head.insert(X_ARRAY_SHAPE.clone(), value(&shape_text(&dataset.shape)));
+    array_head(&mut head, dataset.dtype, &dataset.shape);
     let len = dataset.nbytes;
     let range_header = request
         .get(header::RANGE)
@@ -94,7 +89,7 @@ pub(super) struct Planned {
 
 impl Planned {
     pub(super) fn into_body(self, dataset: Arc<Dataset>, state: &AppState) -> Result<Body> {
-        if self.data_len <= INLINE_MAX {
+        if self.data_len <= INLINE_MAX_BYTES {
             if let Some(body) = self.cached(&dataset) {
                 return Ok(body);
             }
@@ -202,9 +197,4 @@ fn run(dataset: &Dataset, r: ByteRange) -> Run {
         offset: dataset.offset + r.start,
         len: r.len(),
     }
-}
-
-fn value(text: &str) -> HeaderValue {
-    // Dtype strings, digits, commas, ranges and boundaries are all visible ASCII.
-    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
