@@ -21,7 +21,9 @@
 //! - [`sigbus`]: the SIGBUS guard that turns a truncated file's lost pages into a poisoned map.
 //! - [`selection`]: `slice=` (NumPy basic indexing) parsed against a shape.
 //! - [`plan`]: a selection on a C- or F-order layout → contiguous byte runs.
-//! - [`encode`]: runs → body chunks as JSON, CSV, bin or npy; content negotiation.
+//! - [`produce`]: runs (or `/raw` byte ranges) read from the map a chunk at a time, with the
+//!   read path's I/O policy: file checks, read-ahead, zero-copy slices, the inline paths.
+//! - [`encode`]: stored bytes → the bytes of JSON, CSV, bin or npy; content negotiation.
 //! - [`reduce`]: runs → aggregates (`/stats`, `/histogram`, `/downsample`), pure and sync.
 //! - [`npy`]: `.npy` header parse and write, pure.
 //! - [`dtype`]: NumPy type strings; `element`: stored elements decoded from their bytes.
@@ -43,6 +45,7 @@ pub mod logline;
 pub mod logsink;
 pub mod npy;
 pub mod plan;
+pub mod produce;
 pub mod reduce;
 pub mod registration;
 pub mod registry;

@@ -20,8 +20,11 @@ use super::cache::{Outcome, Validators};
 use super::error::{Error, Result};
 use super::extract::{nonfinite_style, Path, Query};
 use super::{stream, AppState};
+use crate::config::Config;
 use crate::dtype::DType;
-use crate::encode::{self, Format, Job, Style};
+use crate::encode::{self, Format, Output, Style};
+use crate::plan;
+use crate::produce::{self, Producer};
 use crate::selection::Selection;
 
 /// `X-Array-Dtype`: the stored dtype.
@@ -75,23 +78,40 @@ pub(super) async fn get(
     if validators.evaluate(&headers, SystemTime::now()) == Outcome::NotModified {
         return Ok((StatusCode::NOT_MODIFIED, head).into_response());
     }
-    let job = Job {
-        dataset,
-        selection,
+    let output = Output {
         format,
+        dtype: dataset.dtype,
+        shape: selection.out_shape(),
         json_style,
-        chunk_bytes: state.config.chunk_bytes,
-        madvise: state.config.madvise,
     };
-    add_head(&job, &mut head);
-    let body = if method == Method::HEAD {
-        Body::empty()
-    } else if let Some(body) = encode::produce_inline(&job) {
+    add_head(&output, &dataset.name, &mut head);
+    if method == Method::HEAD {
+        return Ok(answer(StatusCode::OK, head, Body::empty()));
+    }
+    let options = produce_options(&state.config);
+    let runs = plan::runs(&selection, &dataset.layout());
+    let inline = produce::inline(
+        &dataset,
+        runs.clone(),
+        output.encoder(),
+        output.size_estimate(),
+        options,
+    );
+    let body = if let Some(body) = inline {
         Body::from(body.map_err(|e| Error::Unreadable(e.to_string()))?)
     } else {
-        stream::body(&job, &state.streams_in_flight)
+        let producer = Producer::new(dataset, runs.into(), Some(output.encoder()), options);
+        stream::body(producer, &state.streams_in_flight)
     };
     Ok(answer(StatusCode::OK, head, body))
+}
+
+/// How producers read, from `--chunk-bytes` and `--madvise` (`/raw` and Zarr chunks too).
+pub(super) fn produce_options(config: &Config) -> produce::Options {
+    produce::Options {
+        chunk_bytes: config.chunk_bytes,
+        madvise: config.madvise,
+    }
 }
 
 /// An answer of `status` with exactly `head` and `body`, the map moved in whole (`/raw`
@@ -104,17 +124,17 @@ pub(super) fn answer(status: StatusCode, head: HeaderMap, body: Body) -> Respons
 }
 
 /// Adds the headers that describe a `/data` answer's body to `head`.
-fn add_head(job: &Job, head: &mut HeaderMap) {
+fn add_head(output: &Output, name: &str, head: &mut HeaderMap) {
     head.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(job.format.content_type()),
+        HeaderValue::from_static(output.format.content_type()),
     );
-    array_head(head, job.dataset.dtype, &job.selection.out_shape());
-    if let Some(len) = job.content_length() {
+    array_head(head, output.dtype, &output.shape);
+    if let Some(len) = output.content_length() {
         head.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     }
-    if job.format == Format::Npy {
-        let file = format!("attachment; filename=\"{}.npy\"", job.dataset.name);
+    if output.format == Format::Npy {
+        let file = format!("attachment; filename=\"{name}.npy\"");
         head.insert(header::CONTENT_DISPOSITION, value(&file));
     }
 }

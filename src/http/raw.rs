@@ -8,12 +8,12 @@
 //!
 //! Two ways to send the bytes:
 //! - A body of at most [`INLINE_MAX_BYTES`] data bytes whose pages are all in the page cache is
-//!   copied out on the async worker with `preadv2(RWF_NOWAIT)` ([`Dataset::read_cached`]),
+//!   copied out on the async worker with `preadv2(RWF_NOWAIT)` ([`produce::read_cached`]),
 //!   which never waits for the disk and never touches the map. A blocking-thread hop and a
 //!   channel would cost more than the copy for the 4 KiB reads this path exists for
 //!   (README "Performance", the /raw rows).
-//! - Anything else (large, or not cached) streams through [`stream::raw_body`], exactly
-//!   like `bin`: zero-copy slices of the map in chunks of
+//! - Anything else (large, or not cached) streams through a [`Producer`], exactly like
+//!   `bin`: zero-copy slices of the map in chunks of
 //!   `--chunk-bytes`, each populated before it is handed to hyper, so no async worker takes a
 //!   page fault and memory stays bounded.
 
@@ -28,14 +28,14 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::cache::{Outcome, Validators};
-use super::data::{answer, array_head, value};
+use super::data::{answer, array_head, produce_options, value};
 use super::error::{Error, Result};
 use super::extract::Path;
 use super::range::{self, ByteRange, RangeSpec};
 use super::{stream, AppState};
 use crate::dataset::Dataset;
-use crate::encode::{Piece, INLINE_MAX_BYTES};
 use crate::plan::Run;
+use crate::produce::{self, Producer, Segment, INLINE_MAX_BYTES};
 
 pub(super) async fn get(
     State(state): State<AppState>,
@@ -82,7 +82,7 @@ pub(super) async fn get(
 
 /// A body decided but not started: started only for `GET`. Zarr chunks use it too.
 pub(super) struct Planned {
-    pub(super) pieces: Vec<Piece>,
+    pub(super) segments: Vec<Segment>,
     /// Data bytes (not part headers), to choose between the inline and streamed paths.
     pub(super) data_len: u64,
 }
@@ -90,36 +90,17 @@ pub(super) struct Planned {
 impl Planned {
     pub(super) fn into_body(self, dataset: Arc<Dataset>, state: &AppState) -> Result<Body> {
         if self.data_len <= INLINE_MAX_BYTES {
-            if let Some(body) = self.cached(&dataset) {
-                return Ok(body);
+            if let Some(body) = produce::read_cached(&dataset, &self.segments) {
+                return Ok(Body::from(body));
             }
         }
         // A file truncated before this request gets a clean 500 instead of a cut stream.
         dataset
             .check_len()
             .map_err(|e| Error::Unreadable(format!("{}: {e}", dataset.name)))?;
-        Ok(stream::raw_body(
-            dataset,
-            self.pieces,
-            &state.config,
-            &state.streams_in_flight,
-        ))
-    }
-
-    /// The whole body copied from the page cache, or `None` when any of it is not cached.
-    fn cached(&self, dataset: &Dataset) -> Option<Body> {
-        let mut out: Vec<Bytes> = Vec::with_capacity(self.pieces.len());
-        for piece in &self.pieces {
-            out.push(match piece {
-                Piece::Literal(bytes) => bytes.clone(),
-                Piece::Run(run) => dataset.read_cached(run.offset, run.len)?,
-            });
-        }
-        Some(match out.len() {
-            0 => Body::empty(),
-            1 => Body::from(out.swap_remove(0)),
-            _ => Body::from(out.concat()),
-        })
+        let options = produce_options(&state.config);
+        let producer = Producer::new(dataset, self.segments.into(), None, options);
+        Ok(stream::body(producer, &state.streams_in_flight))
     }
 }
 
@@ -138,13 +119,13 @@ fn single(dataset: &Dataset, r: ByteRange, head: &mut HeaderMap) -> Planned {
         HeaderValue::from_static("application/octet-stream"),
     );
     head.insert(header::CONTENT_LENGTH, HeaderValue::from(r.len()));
-    let pieces = if r.len() == 0 {
+    let segments = if r.len() == 0 {
         Vec::new()
     } else {
-        vec![Piece::Run(run(dataset, r))]
+        vec![Segment::File(run(dataset, r))]
     };
     Planned {
-        pieces,
+        segments,
         data_len: r.len(),
     }
 }
@@ -154,7 +135,7 @@ fn single(dataset: &Dataset, r: ByteRange, head: &mut HeaderMap) -> Planned {
 fn multipart(dataset: &Dataset, ranges: &[ByteRange], head: &mut HeaderMap) -> Planned {
     let boundary = boundary();
     let len = dataset.nbytes;
-    let mut pieces = Vec::with_capacity(2 * ranges.len() + 1);
+    let mut segments = Vec::with_capacity(2 * ranges.len() + 1);
     let mut total = 0u64;
     let mut data_len = 0u64;
     for (i, r) in ranges.iter().enumerate() {
@@ -165,18 +146,18 @@ fn multipart(dataset: &Dataset, ranges: &[ByteRange], head: &mut HeaderMap) -> P
         );
         total += part_head.len() as u64 + r.len();
         data_len += r.len();
-        pieces.push(Piece::Literal(Bytes::from(part_head)));
-        pieces.push(Piece::Run(run(dataset, *r)));
+        segments.push(Segment::Literal(Bytes::from(part_head)));
+        segments.push(Segment::File(run(dataset, *r)));
     }
     let close = format!("\r\n--{boundary}--\r\n");
     total += close.len() as u64;
-    pieces.push(Piece::Literal(Bytes::from(close)));
+    segments.push(Segment::Literal(Bytes::from(close)));
     head.insert(
         header::CONTENT_TYPE,
         value(&format!("multipart/byteranges; boundary={boundary}")),
     );
     head.insert(header::CONTENT_LENGTH, HeaderValue::from(total));
-    Planned { pieces, data_len }
+    Planned { segments, data_len }
 }
 
 /// A fresh 128-bit random boundary: array bytes are arbitrary, so a fixed boundary could

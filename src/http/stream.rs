@@ -24,25 +24,11 @@ use bytes::Bytes;
 use http_body::Frame;
 use tokio::sync::Semaphore;
 
-use crate::config::Config;
-use crate::dataset::Dataset;
-use crate::encode::{Job, Piece, Producer};
+use crate::produce::Producer;
 
-/// Starts streaming `job`; `in_flight` counts the body while it lives.
-pub(super) fn body(job: &Job, in_flight: &Arc<AtomicUsize>) -> Body {
-    let name = job.dataset.name.clone();
-    Body::new(Streamed::new(Producer::new(job), name, in_flight))
-}
-
-/// Starts streaming `pieces` of `dataset`'s file (a `/raw` answer).
-pub(super) fn raw_body(
-    dataset: Arc<Dataset>,
-    pieces: Vec<Piece>,
-    config: &Config,
-    in_flight: &Arc<AtomicUsize>,
-) -> Body {
-    let name = dataset.name.clone();
-    let producer = Producer::raw(dataset, pieces, config.chunk_bytes, config.madvise);
+/// Starts streaming `producer`'s body; `in_flight` counts the body while it lives.
+pub(super) fn body(producer: Producer, in_flight: &Arc<AtomicUsize>) -> Body {
+    let name = producer.dataset().name.clone();
     Body::new(Streamed::new(producer, name, in_flight))
 }
 

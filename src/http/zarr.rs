@@ -25,8 +25,8 @@ use super::range::{self, ByteRange, RangeSpec};
 use super::raw::Planned;
 use super::AppState;
 use crate::dataset::Dataset;
-use crate::encode::Piece;
 use crate::plan::Run;
+use crate::produce::Segment;
 use crate::zarr::grid::{ChunkRun, Grid};
 use crate::zarr::key::{ArrayKey, Key, RootDoc};
 use crate::zarr::{listing, meta};
@@ -174,7 +174,7 @@ fn chunk(
         return Ok((status, head, Body::empty()).into_response());
     }
     let planned = Planned {
-        pieces: pieces(dataset.offset + run.offset, run.len, wanted),
+        segments: segments(dataset.offset + run.offset, run.len, wanted),
         data_len: wanted.len(),
     };
     let body = planned.into_body(dataset, state)?;
@@ -184,13 +184,13 @@ fn chunk(
 /// Zeros for padding, shared by every answer.
 static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
-/// The pieces of bytes `wanted` of a padded chunk whose first `len` bytes are the file run at
+/// The segments of bytes `wanted` of a padded chunk whose first `len` bytes are the file run at
 /// `file_offset` and the rest zeros.
-fn pieces(file_offset: u64, len: u64, wanted: ByteRange) -> Vec<Piece> {
+fn segments(file_offset: u64, len: u64, wanted: ByteRange) -> Vec<Segment> {
     let mut out = Vec::new();
     let data_end = wanted.end_exc.min(len);
     if wanted.start < data_end {
-        out.push(Piece::Run(Run {
+        out.push(Segment::File(Run {
             offset: file_offset + wanted.start,
             len: data_end - wanted.start,
         }));
@@ -198,7 +198,7 @@ fn pieces(file_offset: u64, len: u64, wanted: ByteRange) -> Vec<Piece> {
     let mut zeros = wanted.end_exc - wanted.start.max(data_end);
     while zeros > 0 {
         let n = zeros.min(ZEROS.len() as u64);
-        out.push(Piece::Literal(Bytes::from_static(&ZEROS[..n as usize])));
+        out.push(Segment::Literal(Bytes::from_static(&ZEROS[..n as usize])));
         zeros -= n;
     }
     out
@@ -206,17 +206,17 @@ fn pieces(file_offset: u64, len: u64, wanted: ByteRange) -> Vec<Piece> {
 
 #[cfg(test)]
 mod tests {
-    use super::{pieces, ZEROS};
-    use crate::encode::Piece;
+    use super::{segments, ZEROS};
     use crate::http::range::ByteRange;
+    use crate::produce::Segment;
 
     /// `(file offset, len)` for runs, `(u64::MAX, len)` for zeros.
-    fn shape(pieces: &[Piece]) -> Vec<(u64, u64)> {
-        pieces
+    fn shape(segments: &[Segment]) -> Vec<(u64, u64)> {
+        segments
             .iter()
             .map(|p| match p {
-                Piece::Run(r) => (r.offset, r.len),
-                Piece::Literal(b) => {
+                Segment::File(r) => (r.offset, r.len),
+                Segment::Literal(b) => {
                     assert!(b.iter().all(|&x| x == 0));
                     (u64::MAX, b.len() as u64)
                 }
@@ -231,20 +231,20 @@ mod tests {
     #[test]
     fn runs_then_zeros_for_any_range() {
         let z = u64::MAX;
-        assert_eq!(shape(&pieces(100, 10, range(0, 10))), vec![(100, 10)]);
+        assert_eq!(shape(&segments(100, 10, range(0, 10))), vec![(100, 10)]);
         assert_eq!(
-            shape(&pieces(100, 10, range(0, 16))),
+            shape(&segments(100, 10, range(0, 16))),
             vec![(100, 10), (z, 6)]
         );
         assert_eq!(
-            shape(&pieces(100, 10, range(4, 12))),
+            shape(&segments(100, 10, range(4, 12))),
             vec![(104, 6), (z, 2)]
         );
-        assert_eq!(shape(&pieces(100, 10, range(12, 16))), vec![(z, 4)]);
-        assert_eq!(shape(&pieces(100, 10, range(2, 5))), vec![(102, 3)]);
+        assert_eq!(shape(&segments(100, 10, range(12, 16))), vec![(z, 4)]);
+        assert_eq!(shape(&segments(100, 10, range(2, 5))), vec![(102, 3)]);
         let big = ZEROS.len() as u64;
         assert_eq!(
-            shape(&pieces(0, 1, range(0, 1 + 2 * big + 3))),
+            shape(&segments(0, 1, range(0, 1 + 2 * big + 3))),
             vec![(0, 1), (z, big), (z, big), (z, 3)]
         );
     }
