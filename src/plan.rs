@@ -3,11 +3,11 @@
 //! covers).
 //!
 //! The runs, read in order and concatenated, are the selected elements in C (row-major) order of
-//! the output shape, bytes as stored. The planner walks from the innermost axis outwards and grows
-//! one block while each axis either has a single selected element or steps exactly one block
-//! (zarrs' `ContiguousIndices`); the axes left over are walked with an odometer, one block per
-//! position, and neighbouring blocks are coalesced as they are produced. Cost is O(ndim) to set up
-//! and O(1) per block: never proportional to the dataset, and never a `Vec` of runs.
+//! the output shape, bytes as stored. A strip is the contiguous bytes one odometer position
+//! covers. The planner walks from the innermost axis outwards and grows the strip while each axis either has a single selected element or steps exactly one strip
+//! (zarrs' `ContiguousIndices`); the axes left over are walked with an odometer, one strip per
+//! position, and neighbouring strips are coalesced as they are produced. Cost is O(ndim) to set up
+//! and O(1) per strip: never proportional to the dataset, and never a `Vec` of runs.
 //!
 //! This module does no I/O and does not decode elements; encoders and reducers read the bytes.
 
@@ -28,16 +28,16 @@ pub struct Run {
 /// The runs of one selection, in output order; built by [`runs`].
 #[derive(Debug, Clone)]
 pub struct Runs {
-    /// Axes outside the block with more than one selected element, in dataset order (the
+    /// Axes outside the strip with more than one selected element, in dataset order (the
     /// odometer; the last varies fastest). Axes with one element are folded into `next_offset`.
     outer: Vec<OuterAxis>,
-    /// File offset of the next block the odometer yields.
+    /// File offset of the next strip the odometer yields.
     next_offset: u64,
-    /// Bytes per block: the innermost axes that merged, before coalescing.
-    block_len: u64,
-    /// Blocks the odometer has not yielded yet.
-    blocks_left: u64,
-    /// The run being coalesced, yielded once the next block does not continue it.
+    /// Bytes per strip: the innermost axes that merged, before coalescing.
+    strip_len: u64,
+    /// Strips the odometer has not yielded yet.
+    strips_left: u64,
+    /// The run being coalesced, yielded once the next strip does not continue it.
     pending: Option<Run>,
 }
 
@@ -57,7 +57,7 @@ struct OuterAxis {
 
 /// Plans `sel` over `layout` into runs.
 ///
-/// Setup is O(ndim); the iterator then costs O(1) per block. An empty selection (or a zero
+/// Setup is O(ndim); the iterator then costs O(1) per strip. An empty selection (or a zero
 /// `itemsize`) yields no runs, and a 0-d array one run of `itemsize` bytes.
 ///
 /// # Panics
@@ -93,8 +93,8 @@ pub fn runs(sel: &Selection, layout: &Layout) -> Runs {
         return Runs {
             outer: Vec::new(),
             next_offset: 0,
-            block_len: 0,
-            blocks_left: 0,
+            strip_len: 0,
+            strips_left: 0,
             pending: None,
         };
     }
@@ -119,15 +119,15 @@ pub fn runs(sel: &Selection, layout: &Layout) -> Runs {
         next_offset += a.start * stride;
     }
 
-    // Grow the block from the innermost axis (zarrs `ContiguousIndices::new`).
-    let mut block_len = layout.itemsize;
+    // Grow the strip from the innermost axis (zarrs `ContiguousIndices::new`).
+    let mut strip_len = layout.itemsize;
     let mut n_outer = axes.len();
     while n_outer > 0 {
         let (a, stride) = (axes[n_outer - 1], strides[n_outer - 1]);
         if a.len == 1 {
             n_outer -= 1;
-        } else if i128::from(a.step) * i128::from(stride) == i128::from(block_len) {
-            block_len *= a.len;
+        } else if i128::from(a.step) * i128::from(stride) == i128::from(strip_len) {
+            strip_len *= a.len;
             n_outer -= 1;
         } else {
             break;
@@ -140,12 +140,12 @@ pub fn runs(sel: &Selection, layout: &Layout) -> Runs {
         .filter(|(a, _)| a.len > 1)
         .map(|(a, &stride)| outer_axis(a, stride))
         .collect();
-    let blocks_left = outer.iter().map(|w| w.len).product();
+    let strips_left = outer.iter().map(|w| w.len).product();
     Runs {
         outer,
         next_offset,
-        block_len,
-        blocks_left,
+        strip_len,
+        strips_left,
         pending: None,
     }
 }
@@ -165,24 +165,24 @@ fn outer_axis(a: &AxisSel, stride: u64) -> OuterAxis {
 }
 
 impl Runs {
-    /// Length in bytes of one block: the longest run the selection yields before coalescing
+    /// Length in bytes of one strip: the longest run the selection yields before coalescing
     /// (`0` for an empty selection). Every run is a whole multiple of it.
     pub fn max_run_len(&self) -> u64 {
-        self.block_len
+        self.strip_len
     }
 
-    /// The next block from the odometer, before coalescing.
+    /// The next strip from the odometer, before coalescing.
     #[inline]
-    fn next_block(&mut self) -> Option<Run> {
-        if self.blocks_left == 0 {
+    fn next_strip(&mut self) -> Option<Run> {
+        if self.strips_left == 0 {
             return None;
         }
-        self.blocks_left -= 1;
-        let block = Run {
+        self.strips_left -= 1;
+        let strip = Run {
             offset: self.next_offset,
-            len: self.block_len,
+            len: self.strip_len,
         };
-        if self.blocks_left > 0 {
+        if self.strips_left > 0 {
             for wheel in self.outer.iter_mut().rev() {
                 let (step, next_i) = if wheel.i + 1 < wheel.len {
                     (wheel.delta, wheel.i + 1)
@@ -201,7 +201,7 @@ impl Runs {
                 }
             }
         }
-        Some(block)
+        Some(strip)
     }
 }
 
@@ -210,21 +210,21 @@ impl Iterator for Runs {
 
     fn next(&mut self) -> Option<Run> {
         loop {
-            let Some(block) = self.next_block() else {
+            let Some(strip) = self.next_strip() else {
                 return self.pending.take();
             };
             match &mut self.pending {
-                Some(run) if run.offset + run.len == block.offset => run.len += block.len,
-                Some(run) => return Some(std::mem::replace(run, block)),
-                None => self.pending = Some(block),
+                Some(run) if run.offset + run.len == strip.offset => run.len += strip.len,
+                Some(run) => return Some(std::mem::replace(run, strip)),
+                None => self.pending = Some(strip),
             }
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         let pending = usize::from(self.pending.is_some());
-        let least = usize::from(self.pending.is_some() || self.blocks_left > 0);
-        let most = usize::try_from(self.blocks_left)
+        let least = usize::from(self.pending.is_some() || self.strips_left > 0);
+        let most = usize::try_from(self.strips_left)
             .ok()
             .and_then(|b| b.checked_add(pending));
         (least, most)
@@ -278,7 +278,7 @@ mod tests {
             &[(102, 4), (110, 4), (118, 4), (126, 4), (134, 4), (142, 4)],
         );
         check(&i2_2x3x4, ":,0:2", &[(100, 16), (124, 16)]);
-        // A length-1 axis merges whatever its stride, so a row of a 1-column block stays whole.
+        // A length-1 axis merges whatever its stride, so a row of a 1-column strip stays whole.
         check(&layout(&[3, 1, 4], Order::C, 1, 0), ":,0,:", &[(0, 12)]);
     }
 
@@ -344,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn max_run_len_is_the_block() {
+    fn max_run_len_is_the_strip() {
         let sel = Selection::parse(":,1:3", &[5, 4]).unwrap();
         let planned = runs(&sel, &layout(&[5, 4], Order::C, 8, 0));
         assert_eq!(planned.max_run_len(), 16);
@@ -572,12 +572,12 @@ mod tests {
             prop_assert_eq!(&gather_bytes(&axis_indices, &layout), &expected_bytes);
 
             let planned = runs(&sel, &layout);
-            let block = planned.max_run_len();
+            let strip = planned.max_run_len();
             let nbytes = itemsize * shape.iter().product::<u64>();
             let mut got_bytes = Vec::new();
             let mut prev_end = None;
             for run in planned {
-                prop_assert!(run.len > 0 && run.len % block == 0, "{:?} block {}", run, block);
+                prop_assert!(run.len > 0 && run.len % strip == 0, "{:?} strip {}", run, strip);
                 prop_assert!(run.offset >= offset && run.offset + run.len <= offset + nbytes);
                 prop_assert_ne!(prev_end, Some(run.offset), "uncoalesced neighbours");
                 prev_end = Some(run.offset + run.len);

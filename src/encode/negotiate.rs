@@ -52,7 +52,7 @@ pub fn negotiate(format: Option<&str>, accept: Option<&str>) -> Result<Format, F
         None | Some("") => return Ok(Format::Json),
         Some(a) => a,
     };
-    let ranges: Vec<Range<'_>> = accept.split(',').filter_map(Range::parse).collect();
+    let ranges: Vec<MediaRange<'_>> = accept.split(',').filter_map(MediaRange::parse).collect();
     let mut best: Option<(Format, f32)> = None;
     for (format, ty, sub) in TYPES {
         let q = ranges
@@ -69,16 +69,16 @@ pub fn negotiate(format: Option<&str>, accept: Option<&str>) -> Result<Format, F
 }
 
 /// One media range of an `Accept` header.
-struct Range<'a> {
+struct MediaRange<'a> {
     ty: &'a str,
     sub: &'a str,
     q: f32,
 }
 
-impl<'a> Range<'a> {
+impl<'a> MediaRange<'a> {
     /// Parses `type/subtype;param=value;q=0.5`; ranges that do not parse are ignored, as
     /// RFC 9110 leaves their meaning undefined.
-    fn parse(text: &'a str) -> Option<Range<'a>> {
+    fn parse(text: &'a str) -> Option<MediaRange<'a>> {
         let mut parts = text.split(';');
         let (ty, sub) = parts.next()?.trim().split_once('/')?;
         let mut q = 1.0;
@@ -93,7 +93,7 @@ impl<'a> Range<'a> {
                 }
             }
         }
-        Some(Range {
+        Some(MediaRange {
             ty: ty.trim(),
             sub: sub.trim(),
             q,
