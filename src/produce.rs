@@ -495,3 +495,168 @@ pub fn read_cached(dataset: &Dataset, segments: &[Segment]) -> Option<Bytes> {
         _ => out.concat().into(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{Format, Output, Style};
+    use crate::registry::Registry;
+    use crate::selection::Selection;
+
+    /// A 1-d `|u1` dataset of `len` bytes counting up, in a fresh data directory.
+    fn dataset(len: usize) -> (tempfile::TempDir, Arc<Dataset>, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..=255u8).cycle().take(len).collect();
+        std::fs::write(dir.path().join("r.u1"), &data).unwrap();
+        let descriptor = format!(r#"{{"file": "r.u1", "dtype": "|u1", "shape": [{len}]}}"#);
+        std::fs::write(dir.path().join("r.array.json"), descriptor).unwrap();
+        let (registry, _) = Registry::scan(dir.path()).unwrap();
+        let dataset = registry.get("r").unwrap();
+        (dir, dataset, data)
+    }
+
+    fn chunks(mut producer: Producer) -> Result<Vec<Bytes>, ProduceError> {
+        let mut out = Vec::new();
+        while let Some(chunk) = producer.next_chunk()? {
+            out.push(chunk);
+        }
+        Ok(out)
+    }
+
+    const OPTIONS: Options = Options {
+        chunk_bytes: 16 * 1024,
+        madvise: true,
+    };
+
+    #[test]
+    fn segments_go_out_in_order_long_runs_as_slices_of_the_map() {
+        let (_dir, dataset, data) = dataset(300_000);
+        let segments = vec![
+            Segment::Literal(Bytes::from_static(b"head")),
+            Segment::File(Run {
+                offset: 10,
+                len: 200_000,
+            }),
+            Segment::Literal(Bytes::from_static(b"mid")),
+            Segment::File(Run {
+                offset: 250_000,
+                len: 100,
+            }),
+        ];
+        let producer = Producer::new(Arc::clone(&dataset), segments.into(), None, OPTIONS);
+        let got = chunks(producer).unwrap();
+        let mut expected = b"head".to_vec();
+        expected.extend_from_slice(&data[10..200_010]);
+        expected.extend_from_slice(b"mid");
+        expected.extend_from_slice(&data[250_000..250_100]);
+        assert_eq!(got.concat(), expected);
+        assert!(got.iter().all(|c| c.len() <= OPTIONS.chunk_bytes));
+        // The long run's chunks point into the map: not copied.
+        let map = dataset.view(0, 300_000).as_ptr_range();
+        let in_map = got.iter().filter(|c| map.contains(&c.as_ptr())).count();
+        assert_eq!(in_map, 200_000usize.div_ceil(OPTIONS.chunk_bytes));
+    }
+
+    #[test]
+    fn streamed_and_inline_text_agree() {
+        let (_dir, dataset, data) = dataset(70_000);
+        let selection = Selection::parse("::7", &dataset.shape).unwrap();
+        for format in [Format::Json, Format::Csv, Format::Bin, Format::Npy] {
+            let output = Output {
+                format,
+                dtype: dataset.dtype,
+                shape: selection.out_shape(),
+                json_style: Style::JsonNull,
+            };
+            let runs = crate::plan::runs(&selection, &dataset.layout());
+            let options = Options {
+                chunk_bytes: 1000,
+                madvise: true,
+            };
+            let producer = Producer::new(
+                Arc::clone(&dataset),
+                runs.clone().into(),
+                Some(output.encoder()),
+                options,
+            );
+            let streamed = chunks(producer).unwrap().concat();
+            let picked: Vec<u8> = data.iter().step_by(7).copied().collect();
+            if format == Format::Bin {
+                assert_eq!(streamed, picked);
+            }
+            if let Some(len) = output.content_length() {
+                assert_eq!(streamed.len() as u64, len, "{format:?}");
+            }
+            if format == Format::Json {
+                let text: Vec<String> = picked.iter().map(u8::to_string).collect();
+                assert_eq!(streamed, format!("[{}]", text.join(",")).into_bytes());
+            }
+            // Small enough for the inline path once the file is in the page cache.
+            let small = Selection::parse("100:200", &dataset.shape).unwrap();
+            let small_output = Output {
+                shape: small.out_shape(),
+                ..output.clone()
+            };
+            let small_runs = crate::plan::runs(&small, &dataset.layout());
+            let make = || {
+                Producer::new(
+                    Arc::clone(&dataset),
+                    small_runs.clone().into(),
+                    Some(small_output.encoder()),
+                    options,
+                )
+            };
+            let expected = chunks(make()).unwrap().concat();
+            if let Some(inline) = inline(
+                &dataset,
+                small_runs.clone(),
+                small_output.encoder(),
+                small_output.size_estimate(),
+                options,
+            ) {
+                assert_eq!(inline.unwrap(), expected, "{format:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn empty_json_is_written_in_bounded_steps() {
+        let (_dir, dataset, _) = dataset(10);
+        let output = Output {
+            format: Format::Json,
+            dtype: dataset.dtype,
+            shape: vec![3, 5000, 0],
+            json_style: Style::JsonNull,
+        };
+        let options = Options {
+            chunk_bytes: 4096,
+            madvise: false,
+        };
+        let producer = Producer::new(dataset, Vec::new().into(), Some(output.encoder()), options);
+        let got = chunks(producer).unwrap();
+        assert!(got.len() > 2 && got.iter().all(|c| c.len() < 4 * 4096));
+        let text = String::from_utf8(got.concat()).unwrap();
+        let row = format!("[{}]", vec!["[]"; 5000].join(","));
+        assert_eq!(text, format!("[{}]", vec![row; 3].join(",")));
+    }
+
+    #[test]
+    fn a_file_shorter_than_its_array_stops_the_body_before_a_read() {
+        let (dir, dataset, _) = dataset(100_000);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("r.u1"))
+            .unwrap()
+            .set_len(50_000)
+            .unwrap();
+        let segments = vec![Segment::File(Run {
+            offset: 0,
+            len: 100_000,
+        })];
+        let producer = Producer::new(dataset, segments.into(), None, OPTIONS);
+        assert!(matches!(
+            chunks(producer),
+            Err(ProduceError::Unreadable { .. })
+        ));
+    }
+}
