@@ -3,6 +3,7 @@
 
     aggregates.py --base URL --dataset NAME --path FILE.npy
                   [--downsample-dataset NAME --downsample-path FILE.npy] [--reps N]
+                  [--only TEXT]
 
 Times (median of --reps runs, after one warm-up):
   * GET /stats?ops=sum and /stats (all ops), whole array, slice=::3,::7, and
@@ -40,6 +41,7 @@ def main():
     ap.add_argument("--downsample-dataset")
     ap.add_argument("--downsample-path")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--only", help="time only the rows whose name contains this text (e.g. axis)")
     args = ap.parse_args()
 
     session = requests.Session()
@@ -75,12 +77,14 @@ def main():
     ref = float(np.sum(a, dtype=np.float64))
     assert abs(got["sum"] - ref) <= 1e-6 * max(1.0, float(np.sum(np.abs(a[:64]))) * a.size / 64), (got, ref)
 
+    if args.only:
+        rows = [row for row in rows if args.only in row[0]]
     print("%-22s %12s %12s %8s" % ("what", "arrayd (s)", "numpy (s)", "ratio"))
     for name, ours, theirs in rows:
         t_ours = median_time(ours, args.reps)
         t_np = median_time(theirs, args.reps)
         print("%-22s %12.4f %12.4f %8.2f" % (name, t_ours, t_np, t_ours / t_np))
-    if args.downsample_dataset:
+    if args.downsample_dataset and (not args.only or args.only in "downsample 2000"):
         n = np.load(args.downsample_path, mmap_mode="r").shape[0]
         t = median_time(http("downsample", buckets=2000), max(1, args.reps // 2))
         print("%-22s %12.4f %12s %8s   (%d elements, %.1f GB/s)" % ("downsample 2000", t, "-", "-", n,
