@@ -5,7 +5,8 @@
                   [--downsample-dataset NAME --downsample-path FILE.npy] [--reps N]
                   [--only TEXT]
 
-Times (median of --reps runs, after one warm-up):
+Times (median of --reps runs of each, after two warm-ups; the runs of arrayd and NumPy
+alternate, so a change of load on a shared machine weighs on both sides alike):
   * GET /stats?ops=sum and /stats (all ops), whole array, slice=::3,::7, and
     axis=0 and axis=-1, against NumPy on np.load(path, mmap_mode='r'): np.sum(a)
     and (a.size, a.sum(), a.mean(), a.min(), a.max(), a.std(), a.var()) with the
@@ -13,6 +14,11 @@ Times (median of --reps runs, after one warm-up):
   * GET /histogram?bins=100&range=50,150 against np.histogram(a, 100, (50, 150));
   * GET /downsample?buckets=2000 of the 1-d series (arrayd only).
 Prints a table with the medians and the ratio arrayd / NumPy (lower is better).
+
+What each side's time holds: NumPy's ends with its result (the arrays, float32 for the sums
+of float32 data, as NumPy returns them) in memory; arrayd's ends with the answer parsed in
+this process (request, reduction, JSON, compression as `requests` asks for it, transfer,
+decompression and `json.loads`), which is what a client of the HTTP API gets.
 """
 import argparse
 import statistics
@@ -22,15 +28,18 @@ import numpy as np
 import requests
 
 
-def median_time(fn, reps):
-    fn()  # warm-up (page tables, connection)
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+def median_times(fns, reps):
+    """Median seconds of each of `fns`, whose runs alternate."""
+    for fn in fns:  # warm-up (page tables, connection)
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        fn()
+    times = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, t in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def main():
@@ -81,12 +90,11 @@ def main():
         rows = [row for row in rows if args.only in row[0]]
     print("%-22s %12s %12s %8s" % ("what", "arrayd (s)", "numpy (s)", "ratio"))
     for name, ours, theirs in rows:
-        t_ours = median_time(ours, args.reps)
-        t_np = median_time(theirs, args.reps)
+        t_ours, t_np = median_times([ours, theirs], args.reps)
         print("%-22s %12.4f %12.4f %8.2f" % (name, t_ours, t_np, t_ours / t_np))
     if args.downsample_dataset and (not args.only or args.only in "downsample 2000"):
         n = np.load(args.downsample_path, mmap_mode="r").shape[0]
-        t = median_time(http("downsample", buckets=2000), max(1, args.reps // 2))
+        [t] = median_times([http("downsample", buckets=2000)], max(1, args.reps // 2))
         print("%-22s %12.4f %12s %8s   (%d elements, %.1f GB/s)" % ("downsample 2000", t, "-", "-", n,
                                                                     n * 4 / t / 1e9))
 
