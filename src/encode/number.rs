@@ -145,30 +145,58 @@ fn f16_text(v: f16) -> &'static [u8] {
 }
 
 /// Writes the shortest decimal that reads back as the same `f16` (an f16 0.1 is `0.1`, not
-/// the f32 expansion `0.099975586`; README "API"). An f16 has at most 5 significant
-/// digits, so at most five candidates are tried.
+/// the f32 expansion `0.099975586`; README "API"), spelled as NumPy's `repr` spells it. An
+/// f16 has at most 5 significant digits, so at most six lengths are tried. At each length the
+/// correctly rounded digits may miss while a neighbour reads back (0.015625 rounds to
+/// `0.01562`, which is not that f16, while `0.01563` is), so both neighbours are candidates
+/// and the one nearest the value wins, as in NumPy's shortest-digit (Dragon4) output;
+/// `tests/python/check_f16_text.py` holds all 65,536 values to NumPy's text.
 fn write_f16_shortest(v: f16, out: &mut Vec<u8>) {
-    let x = f32::from(v);
-    let mut sci = String::new();
-    for precision in 0..=5 {
-        sci.clear();
+    let magnitude = f16::from_bits(v.to_bits() & 0x7fff);
+    let x = f64::from(magnitude);
+    let reads_back =
+        |m: u64, e: i32| format!("{m}e{e}").parse::<f32>().map(f16::from_f32) == Ok(magnitude);
+    let (mut digits, mut exp) = (String::from("0"), 0);
+    for precision in 0..=5usize {
+        if x == 0.0 {
+            break;
+        }
         use std::fmt::Write;
+        let mut sci = String::new();
         let _ = write!(sci, "{x:.precision$e}");
-        if sci.parse::<f32>().map(f16::from_f32) == Ok(v) {
+        let (mantissa, e) = sci
+            .split_once('e')
+            .expect("`{:e}` always writes an exponent");
+        let e: i32 = e.parse().expect("`{:e}` writes a decimal exponent");
+        let m: u64 = mantissa
+            .replace('.', "")
+            .parse()
+            .expect("`{:e}` writes decimal digits");
+        // Candidates m-1, m, m+1 units of the last digit, i.e. value = m * 10^(e - precision).
+        let unit = e - precision as i32;
+        let distance = |c: u64| exact_distance(magnitude, c, unit);
+        let best = [m.checked_sub(1), Some(m), Some(m + 1)]
+            .into_iter()
+            .flatten()
+            .filter(|&c| c > 0 && reads_back(c, unit))
+            .min_by(|&a, &b| {
+                let key = |c: u64| (distance(c), c % 2);
+                key(a).cmp(&key(b))
+            });
+        if let Some(c) = best {
+            digits = c.to_string();
+            // The first digit's power of ten: a neighbour may have one digit more or fewer.
+            exp = unit + digits.len() as i32 - 1;
             break;
         }
     }
-    // `sci` is `[-]d[.ddd]e[-]x`: lay it out positionally like ryu does for these magnitudes.
-    let (mantissa, exp) = sci
-        .split_once('e')
-        .expect("`{:e}` always writes an exponent");
-    let exp: i32 = exp.parse().expect("`{:e}` writes a decimal exponent");
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => ("-", m),
-        None => ("", mantissa),
+    let digits = match digits.trim_end_matches('0') {
+        "" => "0",
+        d => d,
     };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    out.extend_from_slice(sign.as_bytes());
+    if v.is_sign_negative() {
+        out.push(b'-');
+    }
     if exp < -5 {
         // Subnormal-range values: scientific, as ryu writes small f32s (`6e-8`).
         out.extend_from_slice(&digits.as_bytes()[..1]);
@@ -196,6 +224,27 @@ fn write_f16_shortest(v: f16, out: &mut Vec<u8>) {
     }
 }
 
+/// `|c * 10^unit - v|` for a non-negative finite `v`, scaled by a factor that depends only
+/// on `unit` (so distances at one `unit` compare), in integers: the candidates of a tie such
+/// as 0.04687 and 0.04688 for 0.046875 must come out exactly equal, which f64 cannot promise.
+fn exact_distance(v: f16, c: u64, unit: i32) -> u128 {
+    // v = k * 2^q exactly.
+    let (field, frac) = (
+        i32::from(v.to_bits() >> 10),
+        u128::from(v.to_bits() & 0x3ff),
+    );
+    let (k, q) = if field == 0 {
+        (frac, -24)
+    } else {
+        (frac | 0x400, field - 25)
+    };
+    // Both sides times 10^-unit (if unit < 0) and 2^-q (if q < 0): at most ~10^13 * 2^16.
+    let pow10 = |n: i32| 10u128.pow(n.max(0).unsigned_abs());
+    let lhs = (u128::from(c) * pow10(unit)) << (-q).max(0);
+    let rhs = (k * pow10(-unit)) << q.max(0);
+    lhs.abs_diff(rhs)
+}
+
 /// A complex element stored as two consecutive floats (real, imaginary).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Complex<F>(F, F);
@@ -217,8 +266,16 @@ impl<F: Element + Into<f64>> Element for Complex<F> {
                 out.push(b']');
             }
             Style::Csv => {
-                // NumPy's spelling without parentheses: `1.5+2j`, `1.5-2j`, `1.0+nanj`.
+                // NumPy's spelling without parentheses: `1.5+2j`, `1-0j`, `1+nanj`; a
+                // component with no fraction drops the `.0` that a lone float keeps.
+                let integral = |out: &mut Vec<u8>, start: usize| {
+                    if out[start..].ends_with(b".0") {
+                        out.truncate(out.len() - 2);
+                    }
+                };
+                let start = out.len();
                 self.0.write(out, style);
+                integral(out, start);
                 let im: f64 = self.1.into();
                 if im.is_nan() || im.is_sign_positive() {
                     out.push(b'+');
@@ -226,7 +283,9 @@ impl<F: Element + Into<f64>> Element for Complex<F> {
                 if im.is_nan() {
                     out.extend_from_slice(b"nan");
                 } else {
+                    let start = out.len();
                     self.1.write(out, style);
+                    integral(out, start);
                 }
                 out.push(b'j');
             }
@@ -288,13 +347,17 @@ mod tests {
     #[test]
     fn complex_spellings() {
         assert_eq!(text(Complex(1.5f64, 2.0), Style::JsonNull), "[1.5,2.0]");
-        assert_eq!(text(Complex(1.5f64, 2.0), Style::Csv), "1.5+2.0j");
-        assert_eq!(text(Complex(1.5f32, -2.0), Style::Csv), "1.5-2.0j");
-        assert_eq!(text(Complex(1.0f64, f64::NAN), Style::Csv), "1.0+nanj");
+        assert_eq!(text(Complex(1.5f64, 2.0), Style::Csv), "1.5+2j");
+        assert_eq!(text(Complex(1.5f32, -2.0), Style::Csv), "1.5-2j");
+        assert_eq!(text(Complex(1.0f64, -0.0), Style::Csv), "1-0j");
+        assert_eq!(text(Complex(-0.0f64, 1.0), Style::Csv), "-0+1j");
+        assert_eq!(text(Complex(10.0f32, 0.25), Style::Csv), "10+0.25j");
+        assert_eq!(text(Complex(1.0f64, f64::NAN), Style::Csv), "1+nanj");
         assert_eq!(
             text(Complex(1.0f64, f64::NEG_INFINITY), Style::Csv),
-            "1.0-infj"
+            "1-infj"
         );
+        assert_eq!(text(Complex(1e20f64, 1.0), Style::Csv), "1e20+1j");
     }
 
     #[test]

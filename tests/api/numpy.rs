@@ -52,3 +52,13 @@ async fn every_selection_matches_numpy_in_every_format() {
 async fn aggregates_match_numpy() {
     check_against_numpy("check_stats.py", "11").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_float16_is_written_as_numpy_writes_it() {
+    let python = python().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    run_script(&python, "check_f16_text.py", &["write", data]).await;
+    let app = spawn_app(dir.path()).await;
+    run_script(&python, "check_f16_text.py", &["check", &app.base]).await;
+}

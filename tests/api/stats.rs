@@ -15,6 +15,26 @@ async fn get_json(app: &crate::helpers::TestApp, path: &str) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
+/// A NaN result is `"NaN"` with `nonfinite=string` for every op and dtype, the 0-d float16
+/// case included (its `mean` once came out `null`).
+#[tokio::test]
+async fn nan_results_are_nan_strings_for_a_0d_float16() {
+    let dir = tempfile::tempdir().unwrap();
+    let nan16 = 0x7e00u16.to_le_bytes();
+    write_npy(&dir.path().join("h0.npy"), "<f2", &[], &nan16);
+    write_npy(&dir.path().join("h1.npy"), "<f2", &[1], &nan16);
+    let app = spawn_app(dir.path()).await;
+    for name in ["h0", "h1"] {
+        let path =
+            format!("/v1/datasets/{name}/stats?ops=mean,std,var,sum,min,max&nonfinite=string");
+        let (status, body) = get_json(&app, &path).await;
+        assert_eq!(status, 200, "{path}");
+        for op in ["mean", "std", "var", "sum", "min", "max"] {
+            assert_eq!(body[op], json!("NaN"), "{path}: {op} in {body}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn stats_of_a_small_matrix() {
     let dir = fixtures();

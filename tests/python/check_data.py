@@ -457,6 +457,10 @@ def check_csv(body, exp, rng=None):
             m = CSV_CPLX_RE.match(f)
             if m:
                 im = m.group("im")
+                # NumPy's spelling: an integral part has no ".0" (`1+2j`, `1.5-0j`).
+                if any(re.search(r"\.0(e|$)", t) for t in (m.group("re"), im)):
+                    raise Fail("%s: %r is not spelled as NumPy spells it (%s)" % (
+                        describe(2 * i), f, str(np.complex128(complex(comps[2 * i], comps[2 * i + 1]))).strip("()")))
                 if im != "nan" and m.group("sign") == "-":
                     im = "-" + im
                 toks += [m.group("re"), im]
