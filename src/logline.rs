@@ -279,6 +279,39 @@ fn needs_quotes(value: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// A log output the test reads back.
+    #[derive(Clone, Default)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buf {
+        type Writer = Buf;
+        fn make_writer(&'a self) -> Buf {
+            self.clone()
+        }
+    }
+
+    /// What `log` writes through [`LineFormat`], as text.
+    fn logged(log: impl FnOnce()) -> String {
+        let buf = Buf::default();
+        let subscriber = tracing_subscriber::fmt()
+            .event_format(LineFormat)
+            .with_writer(buf.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, log);
+        let bytes = buf.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
     #[test]
     fn dates_match_known_days() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
@@ -309,34 +342,10 @@ mod tests {
 
     #[test]
     fn a_line_has_the_level_target_message_and_fields() {
-        use tracing_subscriber::fmt::MakeWriter;
-        #[derive(Clone, Default)]
-        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        impl<'a> MakeWriter<'a> for Buf {
-            type Writer = Buf;
-            fn make_writer(&'a self) -> Buf {
-                self.clone()
-            }
-        }
-        let buf = Buf::default();
-        let subscriber = tracing_subscriber::fmt()
-            .event_format(LineFormat)
-            .with_writer(buf.clone())
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let text = logged(|| {
             tracing::info!(target: "arrayd::request", status = 200u16, route = "/x", id = "a b", ok = true, "request");
             tracing::warn!(path = %"p q", "skipped {}", 3);
         });
-        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");
         assert!(
@@ -357,24 +366,6 @@ mod tests {
     /// The line written straight into the buffer is the tracing event's line, time aside.
     #[test]
     fn a_direct_request_line_is_the_events_line() {
-        use tracing_subscriber::fmt::MakeWriter;
-        #[derive(Clone, Default)]
-        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        impl<'a> MakeWriter<'a> for Buf {
-            type Writer = Buf;
-            fn make_writer(&'a self) -> Buf {
-                self.clone()
-            }
-        }
         for (request_id, complete) in [("0a1b-2", true), ("with space", false)] {
             let line = RequestLine {
                 method: "GET",
@@ -385,14 +376,8 @@ mod tests {
                 us: 57,
                 request_id,
             };
-            let buf = Buf::default();
-            let subscriber = tracing_subscriber::fmt()
-                .event_format(LineFormat)
-                .with_writer(buf.clone())
-                .finish();
             // No direct sink in this process: `log` sends the event.
-            tracing::subscriber::with_default(subscriber, || line.log());
-            let event = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+            let event = logged(|| line.log());
             let mut direct = String::new();
             line.write(&mut direct).unwrap();
             // The first 27 bytes are the time.
