@@ -440,7 +440,9 @@ impl<'a, const N: usize> Walker<'a, N> {
         Ok(())
     }
 
-    fn guard(&mut self, len: u64) -> Result<(), ReduceError> {
+    /// Before `len` more bytes are read: the file's length is checked (an `fstat`) once every
+    /// [`CHECK_BYTES`], so a file truncated under the map fails the reduction.
+    fn check_length_every(&mut self, len: u64) -> Result<(), ReduceError> {
         if self.unchecked + len > CHECK_BYTES {
             self.src.check_len()?;
             self.unchecked = 0;
@@ -474,7 +476,7 @@ impl<'a, const N: usize> Walker<'a, N> {
         n: u64,
         each: &mut impl FnMut(u64, Block<'_>) -> Result<(), ReduceError>,
     ) -> Result<(), ReduceError> {
-        self.guard(n * N as u64)?;
+        self.check_length_every(n * N as u64)?;
         let mut at = offset as i64;
         let mut left = n;
         while left > 0 {
@@ -507,7 +509,7 @@ impl<'a, const N: usize> Walker<'a, N> {
         len: u64,
         each: &mut impl FnMut(u64, Block<'_>) -> Result<(), ReduceError>,
     ) -> Result<(), ReduceError> {
-        self.guard(len)?;
+        self.check_length_every(len)?;
         let map = self.map;
         let mut bytes = &map[offset as usize..(offset + len) as usize];
         while !bytes.is_empty() {
