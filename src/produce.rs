@@ -325,7 +325,13 @@ impl Producer {
         let chunker = &mut self.chunker;
         if !self.opened {
             if let Some(encoder) = &mut self.encoder {
-                encoder.open(chunker.buf());
+                // Most bodies open with a few bytes or none (`bin`): the chunk buffer is
+                // reserved only for bytes, or every stalled zero-copy stream would hold one.
+                let mut head = Vec::new();
+                encoder.open(&mut head);
+                if !head.is_empty() {
+                    chunker.buf().append(&mut head);
+                }
             }
             self.opened = true;
         }
@@ -555,6 +561,30 @@ mod tests {
         let map = dataset.view(0, 300_000).as_ptr_range();
         let in_map = got.iter().filter(|c| map.contains(&c.as_ptr())).count();
         assert_eq!(in_map, 200_000usize.div_ceil(OPTIONS.chunk_bytes));
+    }
+
+    #[test]
+    fn a_zero_copy_stream_holds_no_chunk_buffer() {
+        // Thousands of stalled `bin` streams may wait at once: between chunks, each must hold
+        // slices of the map only, not a reserved (if untouched) copy buffer.
+        let (_dir, dataset, _) = dataset(300_000);
+        let selection = Selection::parse(":", &dataset.shape).unwrap();
+        let output = Output {
+            format: Format::Bin,
+            dtype: dataset.dtype,
+            shape: selection.out_shape(),
+            json_style: Style::JsonNull,
+        };
+        let runs = crate::plan::runs(&selection, &dataset.layout());
+        let mut producer = Producer::new(
+            Arc::clone(&dataset),
+            runs.into(),
+            Some(output.encoder()),
+            OPTIONS,
+        );
+        let first = producer.next_chunk().unwrap().unwrap();
+        assert_eq!(first.len(), OPTIONS.chunk_bytes);
+        assert_eq!(producer.chunker.buf.capacity(), 0);
     }
 
     #[test]
