@@ -205,8 +205,14 @@ impl Server {
     }
 }
 
-/// Blocking threads per serving thread at most (tokio's default is 512).
-const MAX_BLOCKING_THREADS: usize = 16;
+/// Blocking threads per serving thread at most (tokio's default is 512): room for every
+/// permitted blocking job at once, so a reduction never queues behind stream chunks in a pool
+/// that is full, plus two for registrations and rescans. No more: tokio starts a new thread
+/// when a job arrives just before the last one's thread is idle again, so a larger cap is
+/// reached under load, and each extra thread costs memory (README "Many slow clients").
+fn max_blocking_threads() -> usize {
+    http::blocking_jobs_at_once() + 2
+}
 
 /// One serving thread: a single-threaded runtime accepting on its own socket.
 fn serving_thread(
@@ -219,7 +225,7 @@ fn serving_thread(
         .enable_all()
         // Blocking work is bounded upstream (stream chunks and aggregates each take a
         // permit), so this cap is a backstop: threads never grow with the number of clients.
-        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .max_blocking_threads(max_blocking_threads())
         .build()?;
     let result = runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)?;

@@ -119,6 +119,12 @@ impl AppState {
     }
 }
 
+/// Blocking jobs that may run at once, all permits taken: stream chunks and reductions, each
+/// bounded by its own semaphore. A serving thread's blocking pool is sized from this.
+pub fn blocking_jobs_at_once() -> usize {
+    stream::producer_permits() + stats::cores()
+}
+
 /// The OpenAPI description served at `/openapi.yaml`: the file at the repository root.
 const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
 

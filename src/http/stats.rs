@@ -124,7 +124,7 @@ fn prepare(state: &AppState, name: &str, slice: Option<&str>) -> Result<(Arc<Dat
 }
 
 /// Cores of this machine: the semaphore's permits.
-fn cores() -> usize {
+pub(super) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 

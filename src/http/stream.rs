@@ -36,10 +36,13 @@ pub(super) fn body(producer: Producer, in_flight: &Arc<AtomicUsize>) -> Body {
 /// queue on the same cores and disks, and every permit may hold a blocking thread.
 pub(crate) fn producers() -> &'static Arc<Semaphore> {
     static PERMITS: OnceLock<Arc<Semaphore>> = OnceLock::new();
-    PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Arc::new(Semaphore::new((2 * cores).max(4)))
-    })
+    PERMITS.get_or_init(|| Arc::new(Semaphore::new(producer_permits())))
+}
+
+/// The number of [`producers`] permits.
+pub(super) fn producer_permits() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (2 * cores).max(4)
 }
 
 /// What a chunk's blocking task hands back: the producer (for the next chunk) and the result.
