@@ -224,7 +224,7 @@ fn serving_thread(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         // Blocking work is bounded upstream (stream chunks and aggregates each take a
-        // permit), so this cap is a backstop: threads never grow with the number of clients.
+        // permit) and the cap matches that bound: threads never grow with the clients.
         .max_blocking_threads(max_blocking_threads())
         .build()?;
     let result = runtime.block_on(async {
